@@ -1,0 +1,1 @@
+"""Settings and default policies of yihu (一呼)."""

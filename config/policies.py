@@ -1,0 +1,70 @@
+"""Default policies: incident categories, who hears of what, escalation times, referral departments.
+
+These are data, not code paths: the core (``groups``) reads them, handlers never test categories.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+
+@dataclass(frozen=True)
+class Category:
+    """An incident category (English name is the identity; aliases are what villagers type)."""
+
+    name: str
+    aliases: tuple[str, ...]
+    private: bool = False  # 家暴 / 儿童: never to neighbours, the head or the group chat
+    ladder: bool = True  # climbs head -> grid worker -> police when not acknowledged
+    private_roles: tuple[str, ...] = ()  # extra staff roles told of a private incident
+    start_level: int = 0  # 0 group/head, 1 grid worker, 2 police
+
+
+CATEGORIES: Final[dict[str, Category]] = {
+    c.name: c
+    for c in (
+        Category("general", ("一般", "其他")),
+        Category("fire", ("火灾", "火", "着火")),
+        Category("medical", ("急病", "医疗", "病")),
+        Category("security", ("治安", "小偷", "盗窃")),
+        Category("disaster", ("灾情", "灾害", "洪水")),
+        Category("missing", ("走失", "失踪")),
+        Category("violence", ("家暴",), private=True, private_roles=("women_fed",), start_level=2),
+        Category("child", ("儿童",), private=True, private_roles=("child_director",), start_level=2),
+        Category("help", ("求助", "帮忙"), ladder=False),
+    )
+}
+
+# Category names offered as inline buttons after raising (the reporter may pick or change).
+PICKABLE: Final[tuple[str, ...]] = ("fire", "medical", "security", "disaster", "missing", "violence", "child", "help")
+
+# Staff roles, per grid.
+STAFF_ROLES: Final[tuple[str, ...]] = ("grid_worker", "police", "women_fed", "child_director")
+
+# Escalation defaults (seconds), overridable per grid in the roster.
+DEFAULT_HEAD_ACK_S: Final[int] = 120
+DEFAULT_WORKER_ACK_S: Final[int] = 300
+
+# Optional policy: categories that start one step higher on the ladder (off by default).
+START_HIGHER: Final[frozenset[str]] = frozenset()
+
+# A second SOS by the same reporter within this window joins their open incident.
+REPEAT_SOS_WINDOW_S: Final[int] = 120
+# Text / voice / location sent by the reporter within this window attaches to the open incident.
+ATTACH_WINDOW_S: Final[int] = 600
+
+# Referral departments (转介) and the manual escalation targets.
+REFERRAL_DEPARTMENTS: Final[tuple[str, ...]] = ("women", "civil", "procuratorate", "child")
+REFERRAL_DEFAULT_DAYS: Final[int] = 30
+REFERRAL_REMIND_BEFORE_DAYS: Final[int] = 3
+ESCALATION_TARGETS: Final[dict[str, str]] = {"police": "police", "women": "women_fed", "child": "child_director"}
+
+
+def find_category(word: str) -> Category | None:
+    """The category a villager meant by ``word`` (English name, any case, or a Chinese alias)."""
+    key = word.strip().lower()
+    for category in CATEGORIES.values():
+        if key == category.name or key in category.aliases:
+            return category
+    return None

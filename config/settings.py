@@ -1,0 +1,82 @@
+"""Settings from ``YIHU_*`` environment variables and a ``.env`` file (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Language = Literal["zh", "en"]
+LANGUAGES: tuple[Language, ...] = ("zh", "en")
+
+
+class MissingSetting(RuntimeError):
+    """A setting the chosen command needs is not set; the message is one sentence for the operator."""
+
+
+class Settings(BaseSettings):
+    """Everything an operator may set; defaults run a whole township on one laptop."""
+
+    model_config = SettingsConfigDict(env_prefix="YIHU_", env_file=".env", extra="ignore")
+
+    bot_token: str | None = None
+    bot_username: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    database_url: str | None = None
+    data_dir: Path = Path("./yihu-data")
+    redis_url: str | None = None
+    framework: Literal["aiogram", "ptb"] = "aiogram"
+    language: Language = "zh"
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_listen: str = "0.0.0.0:8080"
+    # Delivery tuning (not in the public contract; safe defaults).
+    workers: int = Field(default=2, ge=1, le=32)
+    sweep_interval_s: float = 2.0
+    sweep_pending_after_s: float = 3.0
+    overload_threshold_s: float = 20.0
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("bot_token", "bot_username", "database_url", "redis_url", "webhook_url", "webhook_secret")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'yihu.db').resolve()}"
+
+    def require_token(self) -> str:
+        """The bot token, or :class:`MissingSetting` naming the variable to set."""
+        if not self.bot_token:
+            raise MissingSetting(
+                "YIHU_BOT_TOKEN is not set: put the token BotFather gave you in the environment or in .env "
+                "(or run `yihu demo`, which needs none)."
+            )
+        return self.bot_token
+
+
+def pick_language(language_code: str | None, fallback: Language) -> Language:
+    """The user's language when Telegram says zh or en (``zh-hans``, ``en-US`` count), else the fallback."""
+    if language_code:
+        base = language_code.lower().replace("_", "-").split("-", 1)[0]
+        if base == "zh":
+            return "zh"
+        if base == "en":
+            return "en"
+    return fallback
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
