@@ -5,7 +5,7 @@ These are data, not code paths: the core (``groups``) reads them, handlers never
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
     webhook_secret: str | None = None
     webhook_listen: str = "0.0.0.0:8080"
+    timezone: str = "Asia/Shanghai"  # how times are shown to people
     # Delivery tuning (not in the public contract; safe defaults).
     workers: int = Field(default=2, ge=1, le=32)
     sweep_interval_s: float = 2.0
