@@ -22,11 +22,14 @@ from config.settings import Language, Settings, pick_language
 from groups.model import (
     OPEN_STATUSES,
     DeliveryStatus,
+    Grid,
     Household,
     HouseholdGroup,
     Incident,
+    IncidentEvent,
     Member,
     Notification,
+    Referral,
     Response,
     ResponseKind,
 )
@@ -246,7 +249,7 @@ def _render_template(
         case "acknowledged":
             owner = session.get(Member, payload.get("by"))
             role = _role_of(session, owner, facts)
-            return t(language, "acknowledged", id=number, name=owner.name if owner else "?",
+            return t(language, "ack.owner", id=number, name=owner.name if owner else "?",
                      role=t(language, f"role.{role}")), None
         case "escalation":
             return _escalation(session, payload, facts, language, settings)
@@ -310,8 +313,6 @@ def _role_of(session: Session, member: Member | None, facts: IncidentFacts) -> s
 def _escalation(
     session: Session, payload: dict[str, Any], facts: IncidentFacts, language: Language, settings: Settings
 ) -> tuple[str, list[list[Button]] | None]:
-    from groups.model import Grid, IncidentEvent
-
     incident = facts.incident
     level = int(payload.get("level", incident.escalation_level))
     if payload.get("manual"):
@@ -345,8 +346,6 @@ def timeline_line(session: Session, event: Any, language: Language, settings: Se
 def _referral_reminder(
     session: Session, payload: dict[str, Any], number: int, language: Language, settings: Settings
 ) -> str:
-    from groups.model import Referral
-
     referral = session.get(Referral, payload.get("referral_id"))
     if referral is None:
         return t(language, "error.generic")

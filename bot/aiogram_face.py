@@ -1,0 +1,183 @@
+"""The aiogram face (default): Telegram updates -> :class:`~bot.conversation.Incoming` -> replies.
+
+Only this module imports aiogram (its import costs ~165 MB and seconds; workers never load it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiogram import Bot, Dispatcher, Router
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramAPIError
+from aiogram.methods import TelegramMethod
+from aiogram.methods.base import Response, TelegramType
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeDefault,
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyKeyboardMarkup,
+)
+
+from bot.conversation import Conversation, Incoming, Outcome
+from bot.face import ALLOWED_UPDATES, LimiterPort, command_menu
+
+log = logging.getLogger(__name__)
+
+_LIMITED_PREFIXES = ("send", "edit", "copy", "forward")
+
+
+class SharedLimit(BaseRequestMiddleware):
+    """Every message the bot process sends passes the limiter the workers share (Redis)."""
+
+    def __init__(self, limiter: LimiterPort) -> None:
+        self.limiter = limiter
+
+    async def __call__(
+        self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot, method: TelegramMethod[TelegramType]
+    ) -> Response[TelegramType]:
+        name = type(method).__name__
+        chat_id = getattr(method, "chat_id", None)
+        if isinstance(chat_id, int) and name.lower().startswith(_LIMITED_PREFIXES):
+            wait = await asyncio.to_thread(self.limiter.reserve, chat_id)
+            if wait > 0:
+                await asyncio.sleep(wait)
+        return await make_request(bot, method)
+
+
+def make_bot(token: str, api_url: str, limiter: LimiterPort | None = None) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(api_url))
+    if limiter is not None:
+        session.middleware(SharedLimit(limiter))
+    return Bot(token, session=session, default=DefaultBotProperties(parse_mode="HTML"))
+
+
+def _markup(data: dict[str, Any] | None) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
+    if data is None:
+        return None
+    if "inline_keyboard" in data:
+        return InlineKeyboardMarkup.model_validate(data)
+    return ReplyKeyboardMarkup.model_validate(data)
+
+
+def incoming_from_message(update_id: int, message: Message) -> Incoming:
+    user = message.from_user
+    location = (message.location.latitude, message.location.longitude) if message.location else None
+    return Incoming(
+        update_id=update_id,
+        chat_id=message.chat.id,
+        chat_type=message.chat.type,
+        user_id=user.id if user else None,
+        language_code=user.language_code if user else None,
+        text=message.text or message.caption,
+        message_id=message.message_id,
+        voice=message.voice is not None,
+        location=location,
+        migrate_to_chat_id=message.migrate_to_chat_id,
+    )
+
+
+def incoming_from_callback(update_id: int, query: CallbackQuery) -> Incoming:
+    chat = query.message.chat if query.message else None
+    return Incoming(
+        update_id=update_id,
+        chat_id=chat.id if chat else query.from_user.id,
+        chat_type=chat.type if chat else "private",
+        user_id=query.from_user.id,
+        language_code=query.from_user.language_code,
+        callback_id=query.id,
+        callback_data=query.data,
+        message_id=query.message.message_id if query.message else None,
+    )
+
+
+class AiogramFace:
+    """Wires a Conversation into an aiogram Dispatcher (polling or webhook)."""
+
+    def __init__(self, conversation: Conversation, bot: Bot) -> None:
+        self.conversation = conversation
+        self.bot = bot
+        self.dispatcher = Dispatcher()
+        self._sending: set[asyncio.Task[None]] = set()
+        router = Router(name="yihu")
+        router.message.register(self.on_message)
+        router.callback_query.register(self.on_callback)
+        self.dispatcher.include_router(router)
+
+    async def on_message(self, message: Message, event_update: Any = None) -> None:
+        update_id = event_update.update_id if event_update is not None else message.message_id
+        incoming = incoming_from_message(update_id, message)
+        outcome = await asyncio.to_thread(self.conversation.handle, incoming)
+        self._send_later(incoming.chat_id, outcome, None)
+
+    async def on_callback(self, query: CallbackQuery, event_update: Any = None) -> None:
+        update_id = event_update.update_id if event_update is not None else 0
+        incoming = incoming_from_callback(update_id, query)
+        outcome = await asyncio.to_thread(self.conversation.handle, incoming)
+        self._send_later(incoming.chat_id, outcome, query.id)
+
+    def _send_later(self, chat_id: int, outcome: Outcome, callback_id: str | None) -> None:
+        # Persisting is done: replies go out in the background so the next update is not held up
+        # by a chat's rate limit.
+        task = asyncio.create_task(self._send(chat_id, outcome, callback_id))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, chat_id: int, outcome: Outcome, callback_id: str | None) -> None:
+        if callback_id is not None and not outcome.duplicate:
+            with contextlib.suppress(TelegramAPIError):
+                await self.bot.answer_callback_query(
+                    callback_id, text=outcome.callback_answer, show_alert=outcome.callback_alert
+                )
+        for reply in outcome.replies:
+            try:
+                await self.bot.send_message(chat_id, reply.text, reply_markup=_markup(reply.reply_markup))
+            except TelegramAPIError as exc:
+                log.warning("reply to chat %s failed: %s", chat_id, exc)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for replies still being sent (graceful stop)."""
+        if self._sending:
+            await asyncio.wait(set(self._sending), timeout=timeout)
+
+    async def set_commands(self) -> None:
+        for language, commands in command_menu(self.conversation.ports.settings.language).items():
+            await self.bot.set_my_commands(
+                [BotCommand(command=name, description=text) for name, text in commands],
+                scope=BotCommandScopeDefault(),
+                language_code=language or None,
+            )
+
+    async def poll(self, stop: asyncio.Event) -> None:
+        """Long polling until ``stop`` is set. Updates are handled one after another so that an update's
+        offset is confirmed to Telegram only after it was persisted."""
+        await self.set_commands()
+        polling = asyncio.create_task(
+            self.dispatcher.start_polling(
+                self.bot,
+                handle_as_tasks=False,
+                allowed_updates=list(ALLOWED_UPDATES),
+                handle_signals=False,
+                close_bot_session=False,
+                polling_timeout=10,
+            )
+        )
+        await stop.wait()
+        with contextlib.suppress(RuntimeError):
+            await self.dispatcher.stop_polling()
+        # The loop may sit in a long getUpdates; an update being handled has its transaction in a thread,
+        # which finishes whatever happens to this task.
+        await asyncio.wait({polling}, timeout=1.0)
+        polling.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await polling
+        await self.drain()
+        await self.bot.session.close()

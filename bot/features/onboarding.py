@@ -1,0 +1,101 @@
+"""Joining (/start <token>), binding a group chat (/bind <code>), and role-aware /help."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlmodel import col, select
+
+from bot import render
+from bot.conversation import Reply
+from bot.texts import t
+from groups import onboarding
+from groups.directory import MemberInfo
+from groups.model import Grid, HouseholdGroup
+
+if TYPE_CHECKING:
+    from bot.conversation import Conversation, Turn
+
+STAFF_ROLES = ("grid_worker", "police", "women_fed", "child_director")
+
+
+def start(conversation: Conversation, turn: Turn, args: str) -> None:
+    incoming = turn.incoming
+    assert incoming.user_id is not None
+    token = args.split()[0] if args else None
+    result = onboarding.link_member(turn.session, incoming.user_id, token, incoming.language_code, turn.now)
+    info = conversation.user_info(turn)
+    keyboard = render.sos_keyboard(turn.language)
+    if result.again:
+        turn.reply("start.again", keyboard, name=result.name)
+        return
+    staff = [r for r in (info.roles if info else ()) if r in STAFF_ROLES]
+    where = _where(turn, info)
+    if staff and "villager" not in (info.roles if info else ()):
+        turn.reply("start.welcome_staff", keyboard, name=result.name,
+                   role=_role_names(turn, staff), where=where)
+    else:
+        turn.reply("start.welcome", keyboard, name=result.name, where=where)
+
+
+def _where(turn: Turn, info: MemberInfo | None) -> str:
+    """The group (villagers, heads) or the grids (staff) a member belongs to, by name."""
+    if info is None:
+        return ""
+    if info.group_code:
+        group = turn.session.exec(select(HouseholdGroup).where(HouseholdGroup.code == info.group_code)).first()
+        if group is not None:
+            return group.name
+    grids = turn.session.exec(select(Grid).where(col(Grid.code).in_(info.grid_codes))).all()
+    return "、".join(g.name for g in grids)
+
+
+def _role_names(turn: Turn, roles: list[str]) -> str:
+    sep = "、" if turn.language == "zh" else ", "
+    return sep.join(t(turn.language, f"role.{r}") for r in roles)
+
+
+def help_(conversation: Conversation, turn: Turn, args: str) -> None:
+    info = conversation.user_info(turn)
+    if info is None:
+        turn.reply("help.not_linked")
+        return
+    parts = [t(turn.language, "help.header")]
+    roles = set(info.roles)
+    if "villager" in roles:
+        parts.append(t(turn.language, "help.villager"))
+    if "head" in roles:
+        parts.append(t(turn.language, "help.head"))
+    if "grid_worker" in roles:
+        parts.append(t(turn.language, "help.grid_worker"))
+    if "police" in roles:
+        parts.append(t(turn.language, "help.police"))
+    turn.outcome.replies.append(Reply("\n\n".join(parts), render.sos_keyboard(turn.language)))
+
+
+def bind(conversation: Conversation, turn: Turn, args: str) -> None:
+    incoming = turn.incoming
+    assert incoming.user_id is not None
+    code = args.split()[0] if args else None
+    if not code:
+        turn.reply("bind.usage")
+        return
+    result = onboarding.bind_group(turn.session, incoming.user_id, incoming.chat_id, code, turn.now)
+    turn.reply("bind.done", group=result.group_name)
+
+
+def bind_in_private(conversation: Conversation, turn: Turn, args: str) -> None:
+    turn.reply("bind.private_only_group")
+
+
+def help_button(conversation: Conversation, turn: Turn) -> bool:
+    if render.is_help_button(turn.incoming.text or ""):
+        help_(conversation, turn, "")
+        return True
+    return False
+
+
+def register(conversation: Conversation) -> None:
+    conversation.private_commands.update({"start": start, "help": help_, "bind": bind_in_private})
+    conversation.group_commands.update({"bind": bind})
+    conversation.text_handlers.insert(0, help_button)

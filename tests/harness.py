@@ -1,0 +1,182 @@
+"""An end-to-end village: the Bot API emulator, a real Redis, SQLite, RQ worker processes and a real face.
+
+Tests act as villagers through the emulator's control API and read what each chat received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from bot.emulator import EmulatorClient
+from bot.emulator.server import RunningEmulator, start_emulator
+from bot.runtime import serve_bot
+from config.settings import Settings
+from groups.db import get_engine, session_scope, upgrade
+from groups.model import HouseholdGroup, Member
+from groups.roster import import_roster, parse_roster
+from sqlmodel import Session, select
+from workers.process import start_worker_processes, stop_worker_processes
+
+DATA = Path(__file__).parent / "data"
+FIRST_USER_ID = 7_000_001
+
+
+class Village:
+    """One running yihu against the emulator; ``async with Village(...) as v``."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        redis_url: str,
+        *,
+        roster: str | None = None,
+        framework: str = "aiogram",
+        workers: int = 1,
+        database_url: str | None = None,
+        emulator_config: dict[str, Any] | None = None,
+        **settings: Any,
+    ) -> None:
+        self.tmp_path = tmp_path
+        self.redis_url = redis_url
+        self.roster_text = roster if roster is not None else (DATA / "village.yaml").read_text(encoding="utf-8")
+        self.framework = framework
+        self.n_workers = workers
+        self.database_url = database_url or f"sqlite:///{tmp_path / 'yihu.db'}"
+        self.emulator_config = emulator_config or {}
+        self.extra_settings = settings
+        self.emu: RunningEmulator
+        self.client: EmulatorClient
+        self.settings: Settings
+        self.user_ids: dict[str, int] = {}
+        self.group_chats: dict[str, int] = {}
+        self._stop = asyncio.Event()
+        self._bot: asyncio.Task[None] | None = None
+        self._workers: list[subprocess.Popen[bytes]] = []
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    async def __aenter__(self) -> Village:
+        self.emu = await start_emulator(**self.emulator_config)
+        self.client = EmulatorClient(self.emu.url)
+        self.settings = Settings(
+            bot_token=self.emu.token,
+            telegram_api_url=self.emu.url,
+            data_dir=self.tmp_path / "data",
+            database_url=self.database_url,
+            redis_url=self.redis_url,
+            framework=self.framework,  # type: ignore[arg-type]
+            sweep_interval_s=0.5,
+            sweep_pending_after_s=2.0,
+            **self.extra_settings,
+        )
+        upgrade(self.database_url)
+        with session_scope(self.engine) as session:
+            import_roster(session, parse_roster(self.roster_text))
+        for index, key in enumerate(sorted(self.member_keys())):
+            self.user_ids[key] = FIRST_USER_ID + index
+            await self.client.create_user(self.name_of(key), id=self.user_ids[key], language_code="zh")
+        if self.n_workers:
+            self.start_workers()
+        self._bot = asyncio.create_task(serve_bot(self.settings, self.redis_url, self._stop))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop_bot()
+        self.stop_workers()
+        await self.client.close()
+        await self.emu.stop()
+
+    async def stop_bot(self) -> None:
+        self._stop.set()
+        if self._bot is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._bot, timeout=20)
+            self._bot = None
+
+    def start_workers(self, n: int | None = None) -> None:
+        self._workers += start_worker_processes(self.settings, n or self.n_workers, redis_url=self.redis_url)
+
+    def stop_workers(self, kill: bool = False) -> None:
+        if kill:
+            for process in self._workers:
+                process.kill()
+                process.wait()
+        else:
+            stop_worker_processes(self._workers)
+        self._workers = []
+
+    # -- the roster ----------------------------------------------------------------------------------
+    @property
+    def engine(self) -> Any:
+        return get_engine(self.database_url)
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    def member_keys(self) -> list[str]:
+        with self.session() as session:
+            return list(session.exec(select(Member.key).where(Member.active)).all())
+
+    def member(self, key: str) -> Member:
+        with self.session() as session:
+            member = session.exec(select(Member).where(Member.key == key)).one()
+            return member
+
+    def name_of(self, key: str) -> str:
+        return self.member(key).name
+
+    def group(self, code: str) -> HouseholdGroup:
+        with self.session() as session:
+            return session.exec(select(HouseholdGroup).where(HouseholdGroup.code == code)).one()
+
+    # -- acting as people ----------------------------------------------------------------------------
+    async def say(self, key: str, text: str, chat_id: int | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = await self.client.send_text(self.user_ids[key], text, chat_id=chat_id)
+        return result
+
+    async def messages(self, key_or_chat: str | int) -> list[dict[str, Any]]:
+        chat_id = self.user_ids[key_or_chat] if isinstance(key_or_chat, str) else key_or_chat
+        result: list[dict[str, Any]] = await self.client.messages(chat_id)
+        return result
+
+    async def wait(self, key_or_chat: str | int, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
+        chat_id = self.user_ids[key_or_chat] if isinstance(key_or_chat, str) else key_or_chat
+        result: list[dict[str, Any]] = await self.client.wait_for_messages(chat_id, count, timeout)
+        return result
+
+    async def link(self, *keys: str) -> None:
+        """Each member opens their invite link (``/start <token>``) and gets the greeting."""
+        for key in keys:
+            before = len(await self.messages(key))
+            await self.say(key, f"/start {self.member(key).invite_token}")
+            await self.wait(key, before + 1)
+
+    async def link_all(self) -> None:
+        await self.link(*sorted(self.user_ids))
+
+    async def bind_group_chat(self, code: str, by: str | None = None) -> int:
+        """Create the group's chat with its linked members, add the bot, and bind it (by the head)."""
+        group = self.group(code)
+        with self.session() as session:
+            head = session.get(Member, group.head_id)
+            assert head is not None
+        members = [uid for key, uid in self.user_ids.items() if key.startswith(code) or key == head.key]
+        chat = await self.client.create_group(group.name, members)
+        chat_id = int(chat["id"])
+        await self.client.add_bot_to_group(chat_id, by_user_id=self.user_ids[by or head.key])
+        await self.say(by or head.key, f"/bind {group.bind_code}", chat_id=chat_id)
+        await self.wait(chat_id, 1)
+        self.group_chats[code] = chat_id
+        return chat_id
+
+    async def press(self, key: str, chat_id: int, message: dict[str, Any], data: str) -> dict[str, Any]:
+        query_id = await self.client.press_button(self.user_ids[key], chat_id, int(message["message_id"]), data)
+        for _ in range(500):
+            answer: dict[str, Any] = await self.client.callback_answer(query_id)
+            if answer.get("answered"):
+                return answer
+            await asyncio.sleep(0.02)
+        raise TimeoutError(f"callback {query_id} was never answered")

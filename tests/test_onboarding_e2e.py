@@ -1,0 +1,122 @@
+"""Onboarding and binding end to end: real aiogram stack, emulator over HTTP, real Redis, SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from bot.texts import t
+from groups.model import HouseholdGroup, Member, ProcessedUpdate
+from tests.harness import Village
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+async def village(tmp_path: Path, redis_url: str):
+    async with Village(tmp_path, redis_url, workers=0) as v:
+        yield v
+
+
+async def test_start_links_member_and_greets_by_name_with_sos_keyboard(village: Village) -> None:
+    await village.say("g1m3", f"/start {village.member('g1m3').invite_token}")
+    [greeting] = await village.wait("g1m3")
+    assert "王建国" in greeting["text"]
+    keyboard = greeting["reply_markup"]["keyboard"]
+    assert keyboard[0][0]["text"] == "🆘 紧急求助"  # the SOS button comes first
+    assert village.member("g1m3").telegram_user_id == village.user_ids["g1m3"]
+
+
+async def test_greeting_follows_language_code(village: Village) -> None:
+    await village.client.create_user("Ann", id=99_001, language_code="en-US")
+    await village.client.send_text(99_001, f"/start {village.member('g1m4').invite_token}")
+    [greeting] = await village.wait(99_001)
+    assert greeting["text"].startswith("Hello 赵秀英")
+    assert greeting["reply_markup"]["keyboard"][0][0]["text"] == "🆘 SOS"
+
+
+async def test_linked_user_is_greeted_again_and_token_of_someone_else_refused(village: Village) -> None:
+    await village.link("g1m2")
+    await village.say("g1m2", "/start")
+    messages = await village.wait("g1m2", 2)
+    assert "李桂兰" in messages[1]["text"]
+    # Another Telegram user tries g1m2's token: refused, nothing changes.
+    await village.client.create_user("Intruder", id=99_002)
+    await village.client.send_text(99_002, f"/start {village.member('g1m2').invite_token}")
+    [refusal] = await village.wait(99_002)
+    assert "李桂兰" not in refusal["text"]
+    assert village.member("g1m2").telegram_user_id == village.user_ids["g1m2"]
+    with village.session() as session:
+        assert session.exec(select(Member).where(Member.telegram_user_id == 99_002)).first() is None
+
+
+@pytest.mark.parametrize("text", ["/start", "/start nonsense", "/start AAAAAAAAAAAAAAAAAAAAAAAA"])
+async def test_start_without_valid_token_explains_and_creates_nothing(village: Village, text: str) -> None:
+    await village.client.create_user("Stranger", id=99_003)
+    await village.client.send_text(99_003, text)
+    [answer] = await village.wait(99_003)
+    assert "邀请" in answer["text"]  # how to join: ask for an invite
+    with village.session() as session:
+        assert session.exec(select(Member).where(Member.telegram_user_id == 99_003)).first() is None
+
+
+async def test_bind_by_head_binds_and_later_bind_moves(village: Village) -> None:
+    await village.link("g1m1", "g1m2", "w1")
+    chat_id = await village.bind_group_chat("g1")
+    [done] = await village.messages(chat_id)
+    assert "第一联防组" in done["text"]
+    assert village.group("g1").chat_id == chat_id
+    # The grid worker binds a new chat: the binding moves.
+    chat = await village.client.create_group("新群", [village.user_ids["w1"]])
+    new_chat = int(chat["id"])
+    await village.client.add_bot_to_group(new_chat, by_user_id=village.user_ids["w1"])
+    await village.say("w1", f"/bind {village.group('g1').bind_code}", chat_id=new_chat)
+    await village.wait(new_chat)
+    assert village.group("g1").chat_id == new_chat
+
+
+async def test_bind_wrong_code_or_person_is_refused_and_changes_nothing(village: Village) -> None:
+    await village.link("g1m1", "g1m2")
+    chat = await village.client.create_group("群", [village.user_ids["g1m1"], village.user_ids["g1m2"]])
+    chat_id = int(chat["id"])
+    await village.client.add_bot_to_group(chat_id, by_user_id=village.user_ids["g1m1"])
+    await village.say("g1m1", "/bind WRONGCODE123", chat_id=chat_id)
+    await village.say("g1m2", f"/bind {village.group('g1').bind_code}", chat_id=chat_id)  # not the head
+    replies = await village.wait(chat_id, 2)
+    bound = t("zh", "bind.done", group="第一联防组").replace("<b>", "").replace("</b>", "")
+    assert [r["text"] for r in replies if r["text"] == bound] == []
+    with village.session() as session:
+        assert session.exec(select(HouseholdGroup).where(HouseholdGroup.chat_id == chat_id)).first() is None
+
+
+async def test_help_lists_role_commands(village: Village) -> None:
+    await village.link("g1m1", "g1m5", "w1")
+    for key in ("g1m1", "g1m5", "w1"):
+        await village.say(key, "/help")
+    head_help = (await village.wait("g1m1", 2))[1]["text"]
+    villager_help = (await village.wait("g1m5", 2))[1]["text"]
+    worker_help = (await village.wait("w1", 2))[1]["text"]
+    assert "/ack" in head_help and "/cases" not in head_help
+    assert "/ack" not in villager_help and "/sos" in villager_help
+    assert "/escalate" in worker_help and "/refer" in worker_help
+
+
+async def test_commands_are_registered(village: Village) -> None:
+    await village.link("g1m1")
+    calls = await village.client.calls(method="setMyCommands")
+    assert calls, "setMyCommands was never called"
+    languages = {c["params"].get("language_code") for c in calls}
+    assert {"zh", "en"} <= languages
+
+
+async def test_duplicate_update_is_handled_once(tmp_path: Path, redis_url: str) -> None:
+    config = {"faults": {"duplicate_update_probability": 1.0}, "seed": 1}
+    async with Village(tmp_path, redis_url, workers=0, emulator_config=config) as village:
+        await village.say("g1m6", f"/start {village.member('g1m6').invite_token}")
+        await village.wait("g1m6")
+        with village.session() as session:
+            processed = session.exec(select(ProcessedUpdate)).all()
+        assert len(processed) == 1
+        assert len(await village.messages("g1m6")) == 1
