@@ -321,7 +321,80 @@ def incidents(
 
 
 # --- services ---------------------------------------------------------------------------------------
-# `run`, `bot`, `worker` and `demo` go here: each imports its framework inside the command body.
+# Each imports its framework inside the command body, so a worker never loads aiogram.
+
+
+def _service_logging() -> None:
+    """Services tell the operator what they do: INFO for yihu's own loggers (stderr)."""
+    for name in ("bot", "workers", "groups", "yihu"):
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
+@app.command("run")
+@_handle_missing_setting
+def run() -> None:
+    """Everything in one process group: migrations, Redis (embedded unless YIHU_REDIS_URL), workers, the bot.
+
+    Runs in the foreground until SIGTERM or Ctrl-C, then stops gracefully.
+    """
+    from bot.runtime import run_all  # noqa: PLC0415  (lazy: see module docstring)
+
+    _service_logging()
+    run_all(_settings())
+
+
+@app.command("bot")
+@_handle_missing_setting
+def bot_command() -> None:
+    """The Telegram face alone (polling, or webhook with YIHU_WEBHOOK_URL); needs YIHU_REDIS_URL."""
+    from bot.runtime import run_bot  # noqa: PLC0415  (lazy: see module docstring)
+
+    settings = _settings()
+    settings.require_token()
+    if not settings.redis_url:
+        fail("`yihu bot` runs beside separate workers and needs their Redis: set YIHU_REDIS_URL "
+             "(or use `yihu run`, which starts everything).", 2)
+    _service_logging()
+    run_bot(settings, settings.redis_url)
+
+
+@app.command("worker")
+@_handle_missing_setting
+def worker_command(
+    burst: Annotated[bool, typer.Option("--burst", help="Stop once the queues are empty.")] = False,
+) -> None:
+    """One delivery worker (sending, retries, escalation timers, the outbox sweeper); needs YIHU_REDIS_URL."""
+    from workers.process import run_worker  # noqa: PLC0415  (lazy: see module docstring)
+
+    settings = _settings()
+    settings.require_token()
+    if not settings.redis_url:
+        fail("`yihu worker` needs the Redis the bot uses: set YIHU_REDIS_URL (or use `yihu run`).", 2)
+    _service_logging()
+    _database(settings)
+    run_worker(settings, burst=burst)
+
+
+@app.command("demo")
+@_handle_missing_setting
+def demo(
+    port: Annotated[int, typer.Option("--port", help="Port of the built-in Telegram emulator.")] = 8089,
+    walkthrough: Annotated[
+        bool, typer.Option("--walkthrough/--no-walkthrough", help="Play one alert through before serving.")
+    ] = True,
+    exit_after: Annotated[
+        bool, typer.Option("--exit", help="Stop after the walk-through instead of serving until Ctrl-C.")
+    ] = False,
+) -> None:
+    """Everything on embedded defaults with a built-in Telegram emulator and a sample village; no token needed.
+
+    Links the simulated villagers, binds their group chats, plays one alert through, then keeps serving
+    until Ctrl-C and shows how to act as a villager.
+    """
+    from bot.demo import run_demo  # noqa: PLC0415  (lazy: see module docstring)
+
+    _service_logging()
+    run_demo(_settings(), port=port, walkthrough=walkthrough, exit_after=exit_after)
 
 
 def main() -> None:

@@ -352,3 +352,55 @@ def _referral_reminder(
     key = "referral.overdue" if payload.get("due") else "referral.reminder"
     return t(language, key, id=number, department=t(language, f"department.{referral.department}"),
              due=local_time(referral.due_at, settings, "%Y-%m-%d"))
+
+
+def waiting(seconds: int, language: Language) -> str:
+    minutes, _ = divmod(max(seconds, 0), 60)
+    hours, minutes = divmod(minutes, 60)
+    if language == "zh":
+        return f"{hours}小时{minutes}分" if hours else f"{minutes}分钟"
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def cases_text(language: Language, summaries: Sequence[Any]) -> str:
+    """``/cases``: open incidents, oldest first (``groups.cases.CaseSummary`` rows)."""
+    if not summaries:
+        return t(language, "cases.none")
+    lines = [t(language, "cases.header", count=len(summaries))]
+    for case in summaries:
+        lines.append(t(language, "cases.line", id=case.incident_id, category=category_label(language, case.category),
+                       status=t(language, f"status.{case.status}"), group=case.group_name,
+                       waiting=waiting(case.waiting_s, language)))
+    return cut("\n".join(lines))
+
+
+def case_text(language: Language, detail: Any, settings: Settings) -> str:
+    """``/case N``: the whole story (``groups.cases.CaseDetail``)."""
+    summary = detail.summary
+    sep = "、" if language == "zh" else ", "
+    lines = [t(language, "case.header", id=summary.incident_id, category=category_label(language, summary.category),
+               status=t(language, f"status.{summary.status}"), level=summary.escalation_level)]
+    lines.append(t(language, "case.reporter", name=summary.reporter_name, group=summary.group_name))
+    if detail.text:
+        lines.append(t(language, "alert.text", text=detail.text))
+    if detail.latitude is not None and detail.longitude is not None:
+        lines.append(t(language, "alert.location", latitude=f"{detail.latitude:.5f}",
+                       longitude=f"{detail.longitude:.5f}"))
+    if detail.acknowledged_by:
+        lines.append(t(language, "alert.owner", name=detail.acknowledged_by))
+    told = [n.recipient for n in detail.notifications if n.purpose in ("alert", "escalation") and n.kind == "message"]
+    if told:
+        lines.append(t(language, "case.told", names=sep.join(dict.fromkeys(told))))
+    if detail.responses:
+        answered = [f"{name}（{t(language, f'response.{kind}')}）" if language == "zh"
+                    else f"{name} ({t(language, f'response.{kind}')})" for name, kind, _ in detail.responses]
+        lines.append(t(language, "case.responses", names=sep.join(answered)))
+    failed = [n.recipient for n in detail.notifications if n.status in ("failed", "unreachable")]
+    if failed:
+        lines.append(t(language, "case.failed", names=sep.join(dict.fromkeys(failed))))
+    lines += ["", t(language, "case.timeline")]
+    for entry in detail.timeline:
+        lines.append(t(language, "case.event", time=local_time(entry.at, settings, "%m-%d %H:%M:%S"),
+                       kind=t(language, f"event.{entry.kind}"), actor=entry.actor or "",
+                       detail=entry.detail or "").rstrip())
+    return cut("\n".join(lines))

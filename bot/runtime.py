@@ -10,9 +10,8 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
-
-from config.settings import MissingSetting, Settings
+from bot.cli import resolve_bot_username
+from config.settings import Settings
 from groups.db import upgrade
 from workers.embedded_redis import EmbeddedRedis
 
@@ -33,28 +32,12 @@ def redis_for(settings: Settings) -> Iterator[str]:
         embedded.stop()
 
 
-def bot_username(settings: Settings) -> str:
-    """``YIHU_BOT_USERNAME``, else asked of the Bot API (getMe)."""
-    if settings.bot_username:
-        return settings.bot_username
-    token = settings.require_token()
-    try:
-        reply = httpx.get(f"{settings.telegram_api_url}/bot{token}/getMe", timeout=15).json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise MissingSetting(
-            f"could not reach the Bot API at {settings.telegram_api_url} to learn the bot's name ({exc}); "
-            "check YIHU_TELEGRAM_API_URL or set YIHU_BOT_USERNAME"
-        ) from exc
-    if not reply.get("ok"):
-        raise MissingSetting(f"the Bot API refused the token: {reply.get('description')}; check YIHU_BOT_TOKEN")
-    return str(reply["result"]["username"])
-
-
 async def serve_bot(settings: Settings, redis_url: str, stop: asyncio.Event) -> None:
-    """Run the chosen face until ``stop`` is set."""
+    """Run the chosen face (``YIHU_FRAMEWORK``) until ``stop`` is set: webhook mode when
+    ``YIHU_WEBHOOK_URL`` is set (bot/webhook.py), else long polling."""
     from bot.bootstrap import build_conversation  # noqa: PLC0415  (pulls in the heavy Telegram stacks)
 
-    username = await asyncio.to_thread(bot_username, settings)
+    username = await asyncio.to_thread(resolve_bot_username, settings)
     conversation, limiter = build_conversation(settings, redis_url, username)
     token = settings.require_token()
     if settings.framework == "ptb":
@@ -66,6 +49,12 @@ async def serve_bot(settings: Settings, redis_url: str, stop: asyncio.Event) -> 
     from bot.aiogram_face import AiogramFace, make_bot  # noqa: PLC0415
 
     face = AiogramFace(conversation, make_bot(token, settings.telegram_api_url, limiter))
+    if settings.webhook_url:
+        await face.serve_webhook(settings, stop)
+        return
+    # A webhook left over from webhook mode would make every getUpdates fail with 409.
+    with contextlib.suppress(Exception):
+        await face.bot.delete_webhook(drop_pending_updates=False)
     await face.poll(stop)
 
 

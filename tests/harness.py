@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
+
+from sqlmodel import Session, select
 
 from bot.emulator import EmulatorClient
 from bot.emulator.server import RunningEmulator, start_emulator
@@ -18,11 +22,17 @@ from config.settings import Settings
 from groups.db import get_engine, session_scope, upgrade
 from groups.model import HouseholdGroup, Member
 from groups.roster import import_roster, parse_roster
-from sqlmodel import Session, select
 from workers.process import start_worker_processes, stop_worker_processes
 
 DATA = Path(__file__).parent / "data"
 FIRST_USER_ID = 7_000_001
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class Village:
@@ -38,6 +48,7 @@ class Village:
         workers: int = 1,
         database_url: str | None = None,
         emulator_config: dict[str, Any] | None = None,
+        webhook: bool = False,
         **settings: Any,
     ) -> None:
         self.tmp_path = tmp_path
@@ -48,6 +59,9 @@ class Village:
         self.database_url = database_url or f"sqlite:///{tmp_path / 'yihu.db'}"
         self.emulator_config = emulator_config or {}
         self.extra_settings = settings
+        # Webhook mode: the face listens on a free local port, the emulator posts there with the secret.
+        self.webhook = webhook
+        self.webhook_port = 0
         self.emu: RunningEmulator
         self.client: EmulatorClient
         self.settings: Settings
@@ -61,6 +75,14 @@ class Village:
     async def __aenter__(self) -> Village:
         self.emu = await start_emulator(**self.emulator_config)
         self.client = EmulatorClient(self.emu.url)
+        if self.webhook:
+            self.webhook_port = _free_port()
+            self.extra_settings = {
+                "webhook_url": f"http://127.0.0.1:{self.webhook_port}/telegram/update",
+                "webhook_secret": secrets.token_urlsafe(24),
+                "webhook_listen": f"127.0.0.1:{self.webhook_port}",
+                **self.extra_settings,
+            }
         self.settings = Settings(
             bot_token=self.emu.token,
             telegram_api_url=self.emu.url,
@@ -81,7 +103,27 @@ class Village:
         if self.n_workers:
             self.start_workers()
         self._bot = asyncio.create_task(serve_bot(self.settings, self.redis_url, self._stop))
+        await self.until_serving()
         return self
+
+    async def until_serving(self, timeout: float = 60.0) -> None:
+        """Wait until the bot asks for updates (polling) or registered its webhook: starting the Telegram
+        stack takes seconds, longer while worker processes start beside it on two cores."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            if self._bot is not None and self._bot.done():
+                self._bot.result()  # raises what stopped it
+                raise RuntimeError("the bot stopped before serving")
+            # A getUpdates is logged when it returns (a long poll: seconds later); the allowed_updates it
+            # carries are remembered as soon as it arrives.
+            state = await self.client.state()
+            if any(bot.get("allowed_updates") for bot in state["bots"]):
+                return
+            for method in ("getUpdates", "setWebhook"):
+                if await self.client.calls(method=method):
+                    return
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"the bot did not start serving within {timeout:.0f} s")
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop_bot()
@@ -149,10 +191,11 @@ class Village:
 
     async def link(self, *keys: str) -> None:
         """Each member opens their invite link (``/start <token>``) and gets the greeting."""
+        before = {key: len(await self.messages(key)) for key in keys}
         for key in keys:
-            before = len(await self.messages(key))
             await self.say(key, f"/start {self.member(key).invite_token}")
-            await self.wait(key, before + 1)
+        for key in keys:
+            await self.wait(key, before[key] + 1)
 
     async def link_all(self) -> None:
         await self.link(*sorted(self.user_ids))
@@ -172,8 +215,13 @@ class Village:
         self.group_chats[code] = chat_id
         return chat_id
 
-    async def press(self, key: str, chat_id: int, message: dict[str, Any], data: str) -> dict[str, Any]:
-        query_id = await self.client.press_button(self.user_ids[key], chat_id, int(message["message_id"]), data)
+    async def press(
+        self, key: str, chat_id: int, message: dict[str, Any], data: str, *, force: bool = False
+    ) -> dict[str, Any]:
+        """``key`` presses a button (``force``: data the message does not carry, as a forger would send)."""
+        query_id = await self.client.press_button(
+            self.user_ids[key], chat_id, int(message["message_id"]), data, force=force
+        )
         for _ in range(500):
             answer: dict[str, Any] = await self.client.callback_answer(query_id)
             if answer.get("answered"):

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 
 def register(conversation: Conversation) -> None:
-    from bot.features import onboarding  # noqa: PLC0415
+    from bot.features import alerts, cases, onboarding  # noqa: PLC0415
 
-    for feature in (onboarding,):
+    for feature in (onboarding, alerts, cases):
         feature.register(conversation)

@@ -1,0 +1,115 @@
+"""Case handling by the head, grid workers and police: /cases, /case, /ack, /escalate, /resolve, /false,
+/refer, /referral_done. Who may do what is decided in the core (groups.permissions)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from bot import render
+from bot.conversation import Reply
+from bot.texts import t
+from groups import cases, escalation, referrals
+from groups.errors import UserError
+from groups.permissions import require_standing
+
+if TYPE_CHECKING:
+    from bot.conversation import Conversation, Turn
+
+EXAMPLES = {
+    "case": "/case 12",
+    "ack": "/ack 12",
+    "resolve": "/resolve 12 已处理",
+    "false": "/false 12",
+    "escalate": "/escalate 12 police",
+    "refer": "/refer 12 women 30",
+    "referral_done": "/referral_done 12",
+}
+
+
+def _number(turn: Turn, command: str, args: str) -> tuple[int, str] | None:
+    """``N [rest]`` of a case command, after checking the user could use the command at all."""
+    assert turn.incoming.user_id is not None
+    require_standing(turn.session, turn.incoming.user_id, command)
+    head, _, rest = args.strip().lstrip("#").partition(" ")
+    if not head.isdigit():
+        turn.reply("error.usage_number", example=EXAMPLES[command])
+        return None
+    return int(head), rest.strip()
+
+
+def _localized(turn: Turn, params: dict[str, Any]) -> dict[str, Any]:
+    """Department and target codes shown in the user's language."""
+    out = dict(params)
+    if out.get("department"):
+        out["department"] = t(turn.language, f"department.{out['department']}")
+    if out.get("target"):
+        out["target"] = t(turn.language, f"role.{out['target']}")
+    return out
+
+
+def list_open(conversation: Conversation, turn: Turn, args: str) -> None:
+    assert turn.incoming.user_id is not None
+    summaries = cases.list_cases(turn.session, turn.incoming.user_id, turn.now)
+    turn.outcome.replies.append(Reply(render.cases_text(turn.language, summaries)))
+
+
+def show(conversation: Conversation, turn: Turn, args: str) -> None:
+    parsed = _number(turn, "case", args)
+    if parsed is None:
+        return
+    assert turn.incoming.user_id is not None
+    detail = cases.case_detail(turn.session, turn.incoming.user_id, parsed[0], turn.now)
+    turn.outcome.replies.append(Reply(render.case_text(turn.language, detail, conversation.ports.settings)))
+
+
+def _command(name: str, call: Callable[[Turn, int, str], Any]) -> Callable[[Conversation, Turn, str], None]:
+    def handler(conversation: Conversation, turn: Turn, args: str) -> None:
+        parsed = _number(turn, name, args)
+        if parsed is None:
+            return
+        result = call(turn, *parsed)
+        turn.effects.extend(result.effects)
+        turn.reply(result.reply_key, **_localized(turn, result.params))
+
+    return handler
+
+
+def _uid(turn: Turn) -> int:
+    assert turn.incoming.user_id is not None
+    return turn.incoming.user_id
+
+
+def _escalate(turn: Turn, number: int, rest: str) -> Any:
+    target, _, reason = rest.partition(" ")
+    return escalation.escalate_manual(turn.session, _uid(turn), number, target, reason.strip() or None, turn.now)
+
+
+def _refer(turn: Turn, number: int, rest: str) -> Any:
+    department, _, days = rest.partition(" ")
+    days = days.strip()
+    if not days:
+        return referrals.refer(turn.session, _uid(turn), number, department, turn.now)
+    if not days.isdigit():
+        raise UserError("bad_days", max=referrals.MAX_DAYS)
+    return referrals.refer(turn.session, _uid(turn), number, department, turn.now, days=int(days))
+
+
+def register(conversation: Conversation) -> None:
+    conversation.private_commands.update({
+        "cases": list_open,
+        "case": show,
+        "ack": _command("ack", lambda turn, n, rest: cases.acknowledge(turn.session, _uid(turn), n, turn.now)),
+        "resolve": _command(
+            "resolve", lambda turn, n, rest: cases.resolve(turn.session, _uid(turn), n, rest or None, turn.now)
+        ),
+        "false": _command(
+            "false", lambda turn, n, rest: cases.mark_false(turn.session, _uid(turn), n, rest or None, turn.now)
+        ),
+        "escalate": _command("escalate", _escalate),
+        "refer": _command("refer", _refer),
+        "referral_done": _command(
+            "referral_done",
+            lambda turn, n, rest: referrals.referral_done(turn.session, _uid(turn), n, rest or None, turn.now),
+        ),
+    })

@@ -1,0 +1,218 @@
+"""The outbox and the timeline: the one place that writes Notification and IncidentEvent rows.
+
+"Those already told are not told twice" is the unique ``dedupe_key``: a row whose key exists is not
+written again. Members who cannot be told get their row anyway, with status ``unreachable``, so the
+incident's record shows them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, func, select
+
+from groups.directory import can_be_told, member_id
+from groups.model import (
+    DeliveryStatus,
+    HouseholdGroup,
+    Incident,
+    IncidentEvent,
+    Member,
+    Notification,
+    Priority,
+    Purpose,
+)
+
+# Purposes that mean "this recipient was told of the incident" (they may answer, they get attachments).
+TOLD_PURPOSES: tuple[str, ...] = (Purpose.alert.value, Purpose.escalation.value)
+
+
+def incident_id(incident: Incident) -> int:
+    assert incident.id is not None
+    return incident.id
+
+
+def add_event(
+    session: Session,
+    incident: Incident,
+    kind: str,
+    now: datetime,
+    actor: Member | None = None,
+    detail: str | None = None,
+) -> IncidentEvent:
+    """Append one line to the incident's timeline."""
+    event = IncidentEvent(
+        incident_id=incident_id(incident),
+        at=now,
+        kind=kind,
+        actor_id=member_id(actor) if actor is not None else None,
+        detail=detail,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def _exists(session: Session, dedupe_key: str) -> bool:
+    query = select(Notification.id).where(Notification.dedupe_key == dedupe_key)
+    return session.exec(query).first() is not None
+
+
+def notify_member(
+    session: Session,
+    incident: Incident | None,
+    member: Member,
+    purpose: Purpose,
+    priority: Priority,
+    payload: dict[str, Any],
+    dedupe_key: str,
+    now: datetime,
+    kind: str = "message",
+) -> Notification | None:
+    """Owe ``member`` one message (None when that message is already owed under ``dedupe_key``)."""
+    if _exists(session, dedupe_key):
+        return None
+    row = Notification(
+        incident_id=incident_id(incident) if incident is not None else None,
+        recipient_id=member_id(member),
+        chat_id=member.telegram_user_id,
+        purpose=purpose.value,
+        priority=priority.value,
+        kind=kind,
+        payload=payload,
+        dedupe_key=dedupe_key,
+        status=DeliveryStatus.pending.value if can_be_told(member) else DeliveryStatus.unreachable.value,
+        created_at=now,
+        next_attempt_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def notify_chat(
+    session: Session,
+    incident: Incident,
+    group: HouseholdGroup,
+    chat_id: int,
+    purpose: Purpose,
+    priority: Priority,
+    payload: dict[str, Any],
+    dedupe_key: str,
+    now: datetime,
+    kind: str = "message",
+) -> Notification | None:
+    """Owe the group's bound chat one message."""
+    if _exists(session, dedupe_key):
+        return None
+    row = Notification(
+        incident_id=incident_id(incident),
+        group_id=group.id,
+        chat_id=chat_id,
+        purpose=purpose.value,
+        priority=priority.value,
+        kind=kind,
+        payload=payload,
+        dedupe_key=dedupe_key,
+        status=DeliveryStatus.pending.value,
+        created_at=now,
+        next_attempt_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def pending_ids(rows: Iterable[Notification | None]) -> list[int]:
+    """Ids of the new rows the caller must enqueue (unreachable rows are on record only)."""
+    return [row.id for row in rows if row is not None and row.id is not None and row.status == "pending"]
+
+
+def told_rows(session: Session, incident: Incident) -> Sequence[Notification]:
+    """The first messages that told someone of the incident (member DMs and the group post)."""
+    query = (
+        select(Notification)
+        .where(
+            Notification.incident_id == incident_id(incident),
+            col(Notification.purpose).in_(TOLD_PURPOSES),
+            Notification.kind == "message",
+        )
+        .order_by(col(Notification.id))
+    )
+    return session.exec(query).all()
+
+
+def told_member_ids(session: Session, incident: Incident) -> set[int]:
+    """Members who were told of the incident (whether or not the message could be delivered)."""
+    return {row.recipient_id for row in told_rows(session, incident) if row.recipient_id is not None}
+
+
+def tell_members(
+    session: Session,
+    incident: Incident,
+    members: Iterable[Member],
+    purpose: Purpose,
+    priority: Priority,
+    payload: dict[str, Any],
+    key_prefix: str,
+    now: datetime,
+) -> list[Notification]:
+    """Tell each member of the incident once: skip anyone already told by an alert or an escalation."""
+    already = told_member_ids(session, incident)
+    rows: list[Notification] = []
+    for member in members:
+        if member_id(member) in already:
+            continue
+        row = notify_member(
+            session, incident, member, purpose, priority, payload, f"{key_prefix}:{member_id(member)}", now
+        )
+        if row is not None:
+            rows.append(row)
+            already.add(member_id(member))
+    return rows
+
+
+def _edit_of(session: Session, target: Notification, now: datetime) -> Notification | None:
+    """One pending tally edit of ``target`` (none added while one is still pending: it renders the latest)."""
+    assert target.id is not None
+    prefix = f"edit:{target.id}:"
+    earlier = session.exec(select(Notification).where(col(Notification.dedupe_key).startswith(prefix))).all()
+    if any(row.status == DeliveryStatus.pending.value for row in earlier):
+        return None
+    row = Notification(
+        incident_id=target.incident_id,
+        recipient_id=target.recipient_id,
+        group_id=target.group_id,
+        chat_id=target.chat_id,
+        purpose=Purpose.update.value,
+        priority=Priority.updates.value,
+        kind="edit",
+        payload={"template": "alert", "edit_of": target.id},
+        dedupe_key=f"{prefix}{len(earlier) + 1}",
+        status=DeliveryStatus.pending.value,
+        created_at=now,
+        next_attempt_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def refresh_tallies(session: Session, incident: Incident, head_id: int | None, now: datetime) -> list[int]:
+    """Re-render the group post and the head's alert DM (the messages that show the live tally)."""
+    rows: list[Notification | None] = []
+    for target in told_rows(session, incident):
+        is_post = target.group_id is not None
+        is_head = head_id is not None and target.recipient_id == head_id
+        if (is_post or is_head) and target.status not in ("unreachable", "failed"):
+            rows.append(_edit_of(session, target, now))
+    return pending_ids(rows)
+
+
+def count_rows(session: Session, incident: Incident, purpose: Purpose) -> int:
+    query = select(func.count()).where(
+        Notification.incident_id == incident_id(incident), Notification.purpose == purpose.value
+    )
+    return int(session.exec(query).one())

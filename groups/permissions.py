@@ -1,0 +1,91 @@
+"""Who may do what to an incident: the head, the grid worker, the police, the reporter.
+
+A capacity is a member's standing towards one incident; a command is allowed when the member holds one
+of the capacities it needs. Everything else is "not allowed", before anything changes.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sqlmodel import Session, select
+
+from groups.directory import has_grid_role, incident_group, linked_member, load_incident, member_id
+from groups.errors import UserError
+from groups.model import GridStaff, HouseholdGroup, Incident, Member, Role
+
+HEAD: Final = "head"
+WORKER: Final = "worker"
+POLICE: Final = "police"
+REPORTER: Final = "reporter"
+
+# Police see an incident once it has been escalated to them (level 2).
+POLICE_LEVEL: Final[int] = 2
+
+COMMANDS: Final[dict[str, frozenset[str]]] = {
+    "cases": frozenset({WORKER, POLICE}),
+    "case": frozenset({HEAD, WORKER, POLICE}),
+    "ack": frozenset({HEAD, WORKER, POLICE}),
+    "resolve": frozenset({HEAD, WORKER, POLICE}),
+    "false": frozenset({HEAD, WORKER}),
+    "escalate": frozenset({WORKER}),
+    "refer": frozenset({WORKER}),
+    "referral_done": frozenset({WORKER}),
+    "cancel": frozenset({REPORTER}),
+}
+
+
+def capacities(session: Session, member: Member, incident: Incident) -> set[str]:
+    """The member's standing towards ``incident``."""
+    found: set[str] = set()
+    group = incident_group(session, incident)
+    if incident.reporter_id == member_id(member):
+        found.add(REPORTER)
+    if group.head_id == member_id(member) and not incident.private:
+        found.add(HEAD)
+    if has_grid_role(session, member, group.grid_id, Role.grid_worker.value):
+        found.add(WORKER)
+    if incident.escalation_level >= POLICE_LEVEL and has_grid_role(session, member, group.grid_id, Role.police.value):
+        found.add(POLICE)
+    return found
+
+
+def require(session: Session, member: Member, incident: Incident, command: str) -> set[str]:
+    """The member's capacities, or UserError("not_allowed") when none of them allows ``command``."""
+    held = capacities(session, member, incident)
+    if not held & COMMANDS[command]:
+        raise UserError("not_allowed", command=command)
+    return held
+
+
+def can_acknowledge(session: Session, member: Member, incident: Incident) -> bool:
+    """Head, grid worker, or police for an incident escalated to them — never a neighbour."""
+    return bool(capacities(session, member, incident) & COMMANDS["ack"])
+
+
+def authorize(
+    session: Session, telegram_user_id: int, incident_id: int, command: str
+) -> tuple[Member, Incident, set[str]]:
+    """The linked member, the incident and their capacities, when ``command`` is allowed to them."""
+    member = linked_member(session, telegram_user_id)
+    incident = load_incident(session, incident_id, for_update=True)
+    return member, incident, require(session, member, incident, command)
+
+
+def require_standing(session: Session, telegram_user_id: int, command: str) -> Member:
+    """Refuse a case command before looking at any incident when the user could never use it.
+
+    A villager trying ``/resolve 7`` hears "not allowed", not whether incident #7 exists.
+    """
+    member = linked_member(session, telegram_user_id)
+    standing: set[str] = set()
+    if session.exec(select(HouseholdGroup.id).where(HouseholdGroup.head_id == member_id(member))).first():
+        standing.add(HEAD)
+    roles = set(session.exec(select(GridStaff.role).where(GridStaff.member_id == member_id(member))).all())
+    if Role.grid_worker.value in roles:
+        standing.add(WORKER)
+    if Role.police.value in roles:
+        standing.add(POLICE)
+    if not standing & COMMANDS[command]:
+        raise UserError("not_allowed", command=command)
+    return member
