@@ -25,10 +25,14 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     Message,
     ReplyKeyboardMarkup,
+    Update,
 )
+from pydantic import ValidationError
 
 from bot.conversation import Conversation, Incoming, Outcome
 from bot.face import ALLOWED_UPDATES, LimiterPort, command_menu
+from bot.webhook import UpdateRejected, serve_webhook
+from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -181,3 +185,28 @@ class AiogramFace:
             await polling
         await self.drain()
         await self.bot.session.close()
+
+    # -- webhook mode (bot/webhook.py serves the HTTP side) ----------------------------------------------
+    async def open(self) -> None:
+        """Ready for webhook updates: publish the command menu."""
+        await self.set_commands()
+
+    async def feed(self, data: dict[str, Any]) -> None:
+        """A webhook body: parse it and handle it; returns once it is persisted, raises if it was not."""
+        try:
+            update = Update.model_validate(data, context={"bot": self.bot})
+        except ValidationError as exc:
+            raise UpdateRejected(str(exc)) from exc
+        await self.dispatcher.feed_update(self.bot, update)
+
+    async def register_webhook(self, url: str, secret: str | None) -> None:
+        await self.bot.set_webhook(url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES))
+
+    async def close(self) -> None:
+        """Let replies drain (at most 10 s), then close the HTTP session."""
+        await self.drain()
+        await self.bot.session.close()
+
+    async def serve_webhook(self, settings: Settings, stop: asyncio.Event) -> None:
+        """Webhook mode until ``stop`` is set."""
+        await serve_webhook(self, settings, self.conversation.ports.engine, stop)

@@ -1,0 +1,340 @@
+"""The python-telegram-bot face (``YIHU_FRAMEWORK=ptb``): Telegram updates -> Incoming -> replies.
+
+Same behaviour as the aiogram face: the conversation parses commands itself, so one ``MessageHandler``
+for messages and one ``CallbackQueryHandler`` for button presses pass everything on. PTB's ``Updater``
+is not used: it confirms offsets before the handlers finished, and an update may only be confirmed
+once it was persisted. Only this module imports ``telegram``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
+from typing import Any
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeDefault,
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    BaseRateLimiter,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.conversation import Conversation, Incoming, Outcome
+from bot.face import ALLOWED_UPDATES, LimiterPort, command_menu
+from bot.webhook import UpdateRejected, serve_webhook
+from config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_LIMITED_PREFIXES = ("send", "edit", "copy", "forward")
+_POLL_TIMEOUT = 10  # seconds a getUpdates long poll waits on the server
+_ATTEMPTS = 5  # a failing update (database down) is retried this often before it is skipped
+
+# Where a handler reports that the conversation failed, so the caller does not confirm the update
+# (PTB hands handler exceptions to error handlers and never re-raises them).
+_failures: ContextVar[list[BaseException] | None] = ContextVar("yihu_ptb_failures", default=None)
+
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
+
+
+class SharedRateLimiter(BaseRateLimiter[None]):
+    """Every message the bot process sends passes the limiter the workers share (Redis)."""
+
+    def __init__(self, limiter: LimiterPort) -> None:
+        self.limiter = limiter
+
+    async def initialize(self) -> None:
+        """Nothing to set up: the Redis connection belongs to the limiter."""
+
+    async def shutdown(self) -> None:
+        """Nothing to release."""
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: None,
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        chat_id = data.get("chat_id")
+        if isinstance(chat_id, int) and endpoint.lower().startswith(_LIMITED_PREFIXES):
+            wait = await asyncio.to_thread(self.limiter.reserve, chat_id)
+            if wait > 0:
+                await asyncio.sleep(wait)
+        return await callback(*args, **kwargs)
+
+
+def markup(data: dict[str, Any] | None) -> Markup | None:
+    """The renderer's keyboard dicts as PTB objects (sent exactly as the aiogram face sends them)."""
+    if data is None:
+        return None
+    if "inline_keyboard" in data:
+        return InlineKeyboardMarkup.de_json(data)
+    if data.get("remove_keyboard"):
+        return ReplyKeyboardRemove(selective=data.get("selective"))
+    options = {key: value for key, value in data.items() if key != "keyboard"}
+    rows = [
+        [KeyboardButton.de_json(button) if isinstance(button, dict) else str(button) for button in row]
+        for row in data["keyboard"]
+    ]
+    return ReplyKeyboardMarkup(rows, **options)
+
+
+def incoming_from_message(update_id: int, message: Message) -> Incoming:
+    user = message.from_user
+    location = (message.location.latitude, message.location.longitude) if message.location else None
+    return Incoming(
+        update_id=update_id,
+        chat_id=message.chat.id,
+        chat_type=str(message.chat.type),
+        user_id=user.id if user else None,
+        language_code=user.language_code if user else None,
+        text=message.text or message.caption,
+        message_id=message.message_id,
+        voice=message.voice is not None,
+        location=location,
+        migrate_to_chat_id=message.migrate_to_chat_id,
+    )
+
+
+def incoming_from_callback(update_id: int, query: CallbackQuery) -> Incoming:
+    chat = query.message.chat if query.message else None
+    return Incoming(
+        update_id=update_id,
+        chat_id=chat.id if chat else query.from_user.id,
+        chat_type=str(chat.type) if chat else "private",
+        user_id=query.from_user.id,
+        language_code=query.from_user.language_code,
+        callback_id=query.id,
+        callback_data=query.data,
+        message_id=query.message.message_id if query.message else None,
+    )
+
+
+def incoming_from_update(update: Update) -> Incoming | None:
+    """The conversation's view of a PTB update; None for updates the conversation does not handle."""
+    if update.message is not None:
+        return incoming_from_message(update.update_id, update.message)
+    if update.callback_query is not None:
+        return incoming_from_callback(update.update_id, update.callback_query)
+    return None
+
+
+class PtbFace:
+    """Wires a Conversation into a python-telegram-bot ``Application`` (long polling or webhook)."""
+
+    def __init__(self, conversation: Conversation, token: str, api_url: str, limiter: LimiterPort | None) -> None:
+        self.conversation = conversation
+        builder = (
+            Application.builder()
+            .token(token)
+            .base_url(f"{api_url}/bot")
+            .base_file_url(f"{api_url}/file/bot")
+            .updater(None)
+        )
+        if limiter is not None:
+            builder = builder.rate_limiter(SharedRateLimiter(limiter))
+        self.application = builder.build()
+        # New messages only (not edits or channel posts): exactly what the aiogram face's message router gets.
+        self.application.add_handler(MessageHandler(filters.UpdateType.MESSAGE, self.on_message))
+        self.application.add_handler(CallbackQueryHandler(self.on_callback))
+        self._sending: set[asyncio.Task[None]] = set()
+        self._opened = False
+
+    @property
+    def settings(self) -> Settings:
+        return self.conversation.ports.settings
+
+    # -- handlers ------------------------------------------------------------------------------------
+    async def on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.message is not None  # the filter lets only messages through
+        await self._converse(incoming_from_message(update.update_id, update.message), None)
+
+    async def on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.callback_query is not None
+        query = update.callback_query
+        await self._converse(incoming_from_callback(update.update_id, query), query.id)
+
+    async def _converse(self, incoming: Incoming, callback_id: str | None) -> None:
+        try:
+            outcome = await asyncio.to_thread(self.conversation.handle, incoming)
+        except Exception as exc:
+            failures = _failures.get()
+            if failures is None:
+                raise
+            failures.append(exc)
+            return
+        self._send_later(incoming.chat_id, outcome, callback_id)
+
+    async def process(self, update: Update) -> None:
+        """Handle one update through the Application; returns once it is persisted, raises if it was not."""
+        failures: list[BaseException] = []
+        token = _failures.set(failures)
+        try:
+            await self.application.process_update(update)
+        finally:
+            _failures.reset(token)
+        if failures:
+            raise failures[0]
+
+    # -- replies -------------------------------------------------------------------------------------
+    def _send_later(self, chat_id: int, outcome: Outcome, callback_id: str | None) -> None:
+        # Persisting is done: replies go out in the background so the next update is not held up
+        # by a chat's rate limit.
+        task = asyncio.create_task(self._send(chat_id, outcome, callback_id))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, chat_id: int, outcome: Outcome, callback_id: str | None) -> None:
+        bot = self.application.bot
+        if callback_id is not None and not outcome.duplicate:
+            with contextlib.suppress(TelegramError):
+                await bot.answer_callback_query(
+                    callback_id, text=outcome.callback_answer, show_alert=outcome.callback_alert
+                )
+        for reply in outcome.replies:
+            try:
+                await bot.send_message(
+                    chat_id, reply.text, parse_mode=ParseMode.HTML, reply_markup=markup(reply.reply_markup)
+                )
+            except TelegramError as exc:
+                log.warning("reply to chat %s failed: %s", chat_id, exc)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for replies still being sent (graceful stop)."""
+        if self._sending:
+            await asyncio.wait(set(self._sending), timeout=timeout)
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    async def set_commands(self) -> None:
+        for language, commands in command_menu(self.settings.language).items():
+            await self.application.bot.set_my_commands(
+                [BotCommand(name, text) for name, text in commands],
+                scope=BotCommandScopeDefault(),
+                language_code=language or None,
+            )
+
+    async def open(self) -> None:
+        """Initialize the Application (getMe) and publish the command menu."""
+        await self.application.initialize()
+        self._opened = True
+        await self.set_commands()
+
+    async def close(self) -> None:
+        """Let replies drain (at most 10 s), then shut the Application down."""
+        await self.drain()
+        if self._opened:
+            self._opened = False
+            await self.application.shutdown()
+
+    async def feed(self, data: dict[str, Any]) -> None:
+        """A webhook body: parse it and handle it; returns once it is persisted."""
+        try:
+            update = Update.de_json(data, self.application.bot)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise UpdateRejected(str(exc)) from exc
+        await self.process(update)
+
+    async def register_webhook(self, url: str, secret: str | None) -> None:
+        await self.application.bot.set_webhook(url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set: webhook when ``YIHU_WEBHOOK_URL`` is set, else long polling."""
+        if self.settings.webhook_url:
+            await serve_webhook(self, self.settings, self.conversation.ports.engine, stop)
+            return
+        await self.poll(stop)
+
+    async def poll(self, stop: asyncio.Event) -> None:
+        """Long polling until ``stop`` is set. Updates are handled one after another and the offset moves
+        past an update only once it was persisted."""
+        await self.open()
+        try:
+            with contextlib.suppress(TelegramError):
+                # A webhook left over from webhook mode would make every getUpdates fail with 409.
+                await self.application.bot.delete_webhook(drop_pending_updates=False)
+            offset = await self._poll_loop(stop)
+            if offset is not None:
+                # Confirm what was handled so a restart does not fetch it again (it would be a duplicate).
+                with contextlib.suppress(TelegramError, TimeoutError):
+                    await asyncio.wait_for(self.application.bot.get_updates(offset=offset, timeout=0, limit=1), 3)
+        finally:
+            await self.close()
+
+    async def _poll_loop(self, stop: asyncio.Event) -> int | None:
+        bot = self.application.bot
+        offset: int | None = None
+        backoff = 0.5
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                fetch = asyncio.create_task(
+                    bot.get_updates(offset=offset, timeout=_POLL_TIMEOUT, allowed_updates=list(ALLOWED_UPDATES))
+                )
+                await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not fetch.done():
+                    # Stopping during a long poll: nothing fetched yet, nothing to lose.
+                    fetch.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, TelegramError):
+                        await fetch
+                    break
+                try:
+                    updates = fetch.result()
+                except TelegramError as exc:
+                    log.warning("getUpdates failed: %s; retrying in %.1f s", exc, backoff)
+                    await _sleep_unless(stop, backoff)
+                    backoff = min(backoff * 2, 15.0)
+                    continue
+                backoff = 0.5
+                for update in updates:
+                    # Not interrupted by ``stop``: the update being handled finishes.
+                    if not await self._process_with_retries(update, stop):
+                        return offset
+                    offset = update.update_id + 1
+        finally:
+            stopping.cancel()
+        return offset
+
+    async def _process_with_retries(self, update: Update, stop: asyncio.Event) -> bool:
+        """True once the update is done with (persisted, or given up on); False when stopping first."""
+        delay = 0.5
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                await self.process(update)
+                return True
+            except Exception:
+                log.exception("update %s failed (attempt %d of %d)", update.update_id, attempt, _ATTEMPTS)
+            if attempt == _ATTEMPTS:
+                break
+            if await _sleep_unless(stop, delay):
+                return False
+            delay *= 2
+        log.error("update %s skipped after %d failed attempts", update.update_id, _ATTEMPTS)
+        return True
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep; True when ``stop`` was set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
