@@ -1,0 +1,512 @@
+"""Delivery end to end: outbox rows -> RQ (real Redis) -> deliver -> python-telegram-bot -> Bot API emulator.
+
+The emulator runs on its own event loop in a thread because delivery jobs are synchronous (as in a
+worker). The renderer is injected (plain text from the row's payload) so these tests exercise delivery
+alone; the real renderer has its own tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from rq.registry import ScheduledJobRegistry
+from sqlmodel import Session, col, select
+
+from bot.emulator.server import RunningEmulator, start_emulator
+from bot.outgoing import Outgoing, edit, message
+from config.settings import Settings
+from groups.db import get_engine, session_scope
+from groups.model import DeliveryStatus, Grid, HouseholdGroup, Member, Notification, Priority, utcnow
+from workers import context as context_module
+from workers.delivery import LEASE_S, deliver
+from workers.embedded_redis import free_port
+from workers.process import run_worker
+from workers.queues import enqueue_notifications, get_queues, queue_name
+from workers.sweeper import SweeperThread, sweep
+
+T = TypeVar("T")
+FINAL = (DeliveryStatus.sent, DeliveryStatus.failed, DeliveryStatus.unreachable)
+
+
+class ThreadedEmulator:
+    """The Bot API emulator on its own loop in a background thread; ``do`` runs a control call there."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.running: RunningEmulator = asyncio.run_coroutine_threadsafe(start_emulator(), self.loop).result(10)
+        self.emulator = self.running.emulator
+        self.url = self.running.url
+        self.token = self.running.token
+
+    def do(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        async def call() -> T:
+            return fn(*args, **kwargs)
+
+        return asyncio.run_coroutine_threadsafe(call(), self.loop).result(10)
+
+    def user(self, name: str = "User", *, started: bool = True) -> int:
+        user_id = int(self.do(self.emulator.create_user, name)["id"])
+        if started:
+            self.do(self.emulator.user_sends_text, user_id, "/start")
+        return user_id
+
+    def sent(self, method: str = "sendMessage") -> list[dict[str, Any]]:
+        return [c for c in self.do(self.emulator.call_log, method=method)]
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.running.stop(), self.loop).result(10)
+        asyncio.run_coroutine_threadsafe(self.emulator.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def emu() -> Iterator[ThreadedEmulator]:
+    emulator = ThreadedEmulator()
+    yield emulator
+    emulator.stop()
+
+
+def render_payload(session: Session, notification: Notification, settings: Settings) -> Outgoing | None:
+    """Test renderer: the text in the payload, to the row's chat or its group's bound chat."""
+    payload = notification.payload
+    if payload.get("nothing"):
+        return None
+    chat_id = notification.chat_id
+    if notification.group_id is not None:
+        group = session.get(HouseholdGroup, notification.group_id)
+        assert group is not None
+        chat_id = group.chat_id
+    assert chat_id is not None
+    if notification.kind == "edit":
+        return edit(chat_id, int(payload["message_id"]), payload["text"])
+    return message(chat_id, payload["text"])
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest) -> str:
+    """SQLite; tests marked with ``both_databases`` also run on PostgreSQL when one is configured."""
+    name = "postgres_url" if getattr(request, "param", "sqlite") == "postgresql" else "sqlite_url"
+    return str(request.getfixturevalue(name))
+
+
+both_databases = pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def settings(emu: ThreadedEmulator, db_url: str, redis_url: str) -> Iterator[Settings]:
+    value = Settings(
+        bot_token=emu.token,
+        telegram_api_url=emu.url,
+        database_url=db_url,
+        redis_url=redis_url,
+        sweep_interval_s=0.5,
+        sweep_pending_after_s=1.0,
+    )
+    context_module.configure(value, renderer=render_payload)
+    yield value
+    context_module.reset()
+
+
+def add(settings: Settings, *rows: Any) -> list[int]:
+    with session_scope(get_engine(settings.resolved_database_url)) as session:
+        for row in rows:
+            session.add(row)
+        session.flush()
+        return [int(row.id) for row in rows]
+
+
+def note(chat_id: int | None, text: str = "hello", **fields: Any) -> Notification:
+    return Notification(purpose="alert", chat_id=chat_id, payload={"text": text}, **fields)
+
+
+def row(settings: Settings, notification_id: int) -> Notification:
+    with Session(get_engine(settings.resolved_database_url)) as session:
+        found = session.get(Notification, notification_id)
+        assert found is not None
+        return found
+
+
+def drain(settings: Settings, ids: list[int], timeout: float = 20.0) -> None:
+    """Run burst workers (with the scheduler) until every row is final."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run_worker(settings, burst=True, redis_url=settings.redis_url, renderer=render_payload, logging_level="WARNING")
+        if all(row(settings, nid).status in FINAL for nid in ids):
+            break
+        assert time.monotonic() < deadline, [row(settings, nid) for nid in ids]
+        time.sleep(0.2)
+    context_module.configure(settings, renderer=render_payload)
+
+
+@both_databases
+def test_deliver_records_the_message_id(emu: ThreadedEmulator, settings: Settings) -> None:
+    user = emu.user()
+    (nid,) = add(settings, note(user, "火灾 #1"))
+    assert deliver(nid) == "sent"
+    done = row(settings, nid)
+    assert done.status == DeliveryStatus.sent
+    assert done.attempts == 1 and done.sent_at is not None
+    (call,) = emu.sent()
+    assert done.telegram_message_id == call["result"]["message_id"]
+    assert call["params"]["text"] == "火灾 #1"
+
+
+@both_databases
+def test_deliver_twice_sends_once(emu: ThreadedEmulator, settings: Settings) -> None:
+    user = emu.user()
+    (nid,) = add(settings, note(user))
+    assert deliver(nid) == "sent"
+    assert deliver(nid) == "skipped"
+    assert len(emu.sent()) == 1
+
+
+def test_enqueued_jobs_run_through_a_worker(emu: ThreadedEmulator, settings: Settings, redis_url: str) -> None:
+    users = [emu.user(f"u{i}") for i in range(3)]
+    ids = add(settings, *(note(u) for u in users))
+    connection = redis.Redis.from_url(redis_url)
+    # Twice: deterministic job ids, and the second run finds the rows done.
+    assert enqueue_notifications(connection, ids) == 3
+    assert enqueue_notifications(connection, ids) == 3
+    drain(settings, ids)
+    assert all(row(settings, nid).status == DeliveryStatus.sent for nid in ids)
+    assert sorted(c["params"]["chat_id"] for c in emu.sent()) == sorted(users)
+
+
+def test_nothing_to_send_marks_sent(emu: ThreadedEmulator, settings: Settings) -> None:
+    (nid,) = add(settings, Notification(purpose="update", chat_id=1, payload={"nothing": True}))
+    assert deliver(nid) == "nothing"
+    assert row(settings, nid).status == DeliveryStatus.sent
+    assert emu.sent() == []
+
+
+def test_403_marks_unreachable_and_is_not_retried(emu: ThreadedEmulator, settings: Settings, redis_url: str) -> None:
+    stranger = emu.user("never started", started=False)
+    (member_id,) = add(settings, Member(key="m9", name="王五", invite_token="t" * 20, telegram_user_id=stranger))
+    (nid,) = add(settings, note(stranger, recipient_id=member_id))
+    assert deliver(nid) == "unreachable"
+    done = row(settings, nid)
+    assert done.status == DeliveryStatus.unreachable
+    assert "initiate" in (done.last_error or "")
+    with Session(get_engine(settings.resolved_database_url)) as session:
+        member = session.get(Member, member_id)
+        assert member is not None and member.unreachable_at is not None
+    connection = redis.Redis.from_url(redis_url)
+    assert all(ScheduledJobRegistry(queue=q).count == 0 and q.count == 0 for q in get_queues(connection))  # type: ignore[no-untyped-call]
+
+
+@both_databases
+def test_429_waits_retry_after_then_sends(emu: ThreadedEmulator, settings: Settings, redis_url: str) -> None:
+    user = emu.user()
+    (nid,) = add(settings, note(user))
+    emu.do(emu.emulator.fail_next, "sendMessage", 429, 1, retry_after=2)
+    assert deliver(nid) == "rate_limited"
+    waiting = row(settings, nid)
+    assert waiting.status == DeliveryStatus.pending
+    assert waiting.attempts == 0  # Telegram asked us to wait: not a failed attempt
+    assert waiting.next_attempt_at >= utcnow() + timedelta(seconds=1)
+    # The limiter holds that chat too, for every process.
+    assert context_module.current().limiter.reserve(user) >= 1.0
+    drain(settings, [nid])
+    assert row(settings, nid).status == DeliveryStatus.sent
+    calls = emu.sent()
+    assert [c["ok"] for c in calls] == [False, True]
+    assert calls[1]["time"] - calls[0]["time"] >= 2.0
+
+
+def test_5xx_is_retried_with_backoff_then_sent(emu: ThreadedEmulator, settings: Settings) -> None:
+    user = emu.user()
+    (nid,) = add(settings, note(user))
+    emu.do(emu.emulator.fail_next, "sendMessage", 500, 1)
+    emu.do(emu.emulator.fail_next, "sendMessage", 502, 1)
+    assert deliver(nid) == "retry"
+    first = row(settings, nid)
+    assert first.status == DeliveryStatus.pending and first.attempts == 1 and first.last_error
+    drain(settings, [nid])
+    done = row(settings, nid)
+    assert done.status == DeliveryStatus.sent and done.attempts == 3
+    calls = emu.sent()
+    assert [c["ok"] for c in calls] == [False, False, True]
+    # Backoff 1 s after the first failure, 2 s after the second.
+    assert calls[1]["time"] - calls[0]["time"] >= 0.9
+    assert calls[2]["time"] - calls[1]["time"] >= 1.9
+
+
+def test_network_errors_back_off_and_give_up(settings: Settings) -> None:
+    dead = settings.model_copy(update={"telegram_api_url": f"http://127.0.0.1:{free_port()}"})
+    context_module.configure(dead, renderer=render_payload)
+    (nid,) = add(settings, note(12345, attempts=7))
+    assert deliver(nid) == "retry"
+    failed = row(settings, nid)
+    assert failed.status == DeliveryStatus.failed and failed.attempts == 8 and failed.last_error
+
+
+@both_databases
+def test_migrated_group_updates_the_binding(emu: ThreadedEmulator, settings: Settings) -> None:
+    admin = emu.user("head")
+    old_chat = int(emu.do(emu.emulator.create_group, "第一联防组", [admin])["id"])
+    emu.do(emu.emulator.add_bot_to_group, old_chat)
+    new_chat = int(emu.do(emu.emulator.migrate_group, old_chat)["new_chat_id"])
+    (grid_id,) = add(settings, Grid(code="lc3", name="网格"))
+    group = HouseholdGroup(code="g1", name="一组", grid_id=grid_id, bind_code="b1", chat_id=old_chat)
+    (group_id,) = add(settings, group)
+    (nid,) = add(settings, note(None, "group post", group_id=group_id))
+    assert deliver(nid) == "migrated"
+    with Session(get_engine(settings.resolved_database_url)) as session:
+        bound = session.get(HouseholdGroup, group_id)
+        assert bound is not None and bound.chat_id == new_chat
+    drain(settings, [nid])
+    assert row(settings, nid).status == DeliveryStatus.sent
+    texts = [m["text"] for m in emu.do(emu.emulator.chat_messages, new_chat)]
+    assert "group post" in texts
+
+
+def test_chat_not_found_fails(emu: ThreadedEmulator, settings: Settings) -> None:
+    (nid,) = add(settings, note(987654321))
+    assert deliver(nid) == "failed"
+    failed = row(settings, nid)
+    assert failed.status == DeliveryStatus.failed and "chat not found" in (failed.last_error or "").lower()
+
+
+def test_edit_not_modified_counts_as_sent(emu: ThreadedEmulator, settings: Settings) -> None:
+    user = emu.user()
+    (first,) = add(settings, note(user, "tally 1"))
+    assert deliver(first) == "sent"
+    message_id = row(settings, first).telegram_message_id
+    (same,) = add(settings, Notification(purpose="update", kind="edit", chat_id=user,
+                                         payload={"text": "tally 1", "message_id": message_id}))
+    assert deliver(same) == "sent"
+    assert row(settings, same).status == DeliveryStatus.sent
+    (changed,) = add(settings, Notification(purpose="update", kind="edit", chat_id=user,
+                                            payload={"text": "tally 2", "message_id": message_id}))
+    assert deliver(changed) == "sent"
+    assert row(settings, changed).telegram_message_id == message_id
+
+
+def test_enqueue_without_redis_does_not_raise(settings: Settings) -> None:
+    (nid,) = add(settings, note(1))
+    down = redis.Redis(port=free_port(), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
+    assert enqueue_notifications(down, [(nid, Priority.urgent)]) == 0
+
+
+@both_databases
+def test_sweeper_reenqueues_lost_and_stuck_rows(emu: ThreadedEmulator, settings: Settings, redis_url: str) -> None:
+    lost_user, stuck_user, busy_user = emu.user("a"), emu.user("b"), emu.user("c")
+    now = utcnow()
+    lost, stuck, busy = add(
+        settings,
+        note(lost_user, "lost", next_attempt_at=now - timedelta(seconds=10)),
+        note(stuck_user, "stuck", status=DeliveryStatus.sending, attempts=1,
+             claimed_at=now - timedelta(seconds=LEASE_S + 5)),
+        note(busy_user, "busy", status=DeliveryStatus.sending, attempts=1, claimed_at=now),
+    )
+    connection = redis.Redis.from_url(redis_url)
+    enqueue_notifications(connection, [lost])
+    connection.flushall()  # Redis loses the job
+    engine = get_engine(settings.resolved_database_url)
+    assert sweep(engine, connection, pending_after_s=1.0) == 2
+    # Now Redis carries them again: a second sweep adds nothing.
+    assert sweep(engine, connection, pending_after_s=1.0) == 0
+    drain(settings, [lost, stuck])
+    assert row(settings, lost).status == DeliveryStatus.sent
+    resent = row(settings, stuck)
+    assert resent.status == DeliveryStatus.sent and resent.duplicates == 1  # counted: it may have gone out before
+    assert row(settings, busy).status == DeliveryStatus.sending  # its worker is alive: left alone
+
+
+def test_sweeper_thread_sweeps_once_per_interval(settings: Settings, redis_url: str) -> None:
+    engine = get_engine(settings.resolved_database_url)
+    (nid,) = add(settings, note(1, next_attempt_at=utcnow() - timedelta(seconds=10)))
+    first = SweeperThread(engine, redis.Redis.from_url(redis_url), interval_s=5)
+    second = SweeperThread(engine, redis.Redis.from_url(redis_url), interval_s=5)
+    assert first.sweep_once() == 1
+    assert second.sweep_once() == 0  # the lock: one sweeper per interval across processes
+    assert first.sweeps == 1 and second.sweeps == 0
+    queued = [q.get_job_ids() for q in get_queues(redis.Redis.from_url(redis_url))]
+    assert [f"n-{nid}"] in queued
+
+
+def test_worker_drains_urgent_before_bulk(emu: ThreadedEmulator, settings: Settings, redis_url: str) -> None:
+    users = [emu.user(f"u{i}") for i in range(8)]
+    bulk = add(settings, *(note(u, "bulk", priority=Priority.bulk) for u in users[:4]))
+    updates = add(settings, *(note(u, "update", priority=Priority.updates) for u in users[4:6]))
+    urgent = add(settings, *(note(u, "urgent", priority=Priority.urgent) for u in users[6:]))
+    connection = redis.Redis.from_url(redis_url)
+    # The backlog arrives bulk first; priorities are read from the database.
+    for ids in (bulk, updates, urgent):
+        enqueue_notifications(connection, ids)
+    assert queue_name(Priority.bulk) != queue_name(Priority.urgent)
+    drain(settings, bulk + updates + urgent)
+    order = [c["params"]["text"] for c in emu.sent()]
+    assert order == ["urgent"] * 2 + ["update"] * 2 + ["bulk"] * 4
+
+
+def test_fan_out_stays_under_telegram_limits(emu: ThreadedEmulator, settings: Settings, redis_url: str) -> None:
+    users = [emu.user(f"v{i}") for i in range(45)]
+    ids = add(settings, *(note(u, f"alert {i}") for i, u in enumerate(users)))
+    # Three more to one chat: 1/s per chat applies.
+    ids += add(settings, *(note(users[0], f"update {i}", priority=Priority.updates) for i in range(3)))
+    enqueue_notifications(redis.Redis.from_url(redis_url), ids)
+    drain(settings, ids, timeout=30)
+    assert all(row(settings, nid).status == DeliveryStatus.sent for nid in ids)
+    calls = emu.sent()
+    assert len(calls) == 48
+    assert all(c["ok"] for c in calls), [c for c in calls if not c["ok"]][:3]
+
+
+def test_worker_processes_deliver_a_real_alert(emu: ThreadedEmulator, sqlite_url: str, redis_url: str) -> None:
+    """Two ``python -m workers`` children, the real core and renderer: an SOS reaches everyone once, and a
+    neighbour who blocked the bot is reported to the head (the core's ``note_unreachable`` hook)."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from groups.alerts import raise_alert  # noqa: PLC0415
+    from groups.onboarding import bind_group, link_member  # noqa: PLC0415
+    from groups.roster import import_roster, parse_roster  # noqa: PLC0415
+    from workers.process import start_worker_processes, stop_worker_processes  # noqa: PLC0415
+
+    engine = get_engine(sqlite_url)
+    roster = parse_roster((Path(__file__).parent / "data" / "roster.yaml").read_text(encoding="utf-8"))
+    users = {key: emu.user(key) for key in ("m1", "m2", "m3")}
+    chat = int(emu.do(emu.emulator.create_group, "第一联防组", list(users.values()))["id"])
+    emu.do(emu.emulator.add_bot_to_group, chat)
+    now = utcnow()
+    with session_scope(engine) as session:
+        import_roster(session, roster)
+        session.flush()
+        for key, user_id in users.items():
+            member = session.exec(select(Member).where(Member.key == key)).one()
+            link_member(session, user_id, member.invite_token, "zh", now)
+        bind_code = session.exec(select(HouseholdGroup).where(HouseholdGroup.code == "g1")).one().bind_code
+        bind_group(session, users["m1"], chat, bind_code, now)
+        raised = raise_alert(session, users["m2"], now, "fire", "厨房着火")
+    emu.do(emu.emulator.block, users["m3"])  # 王五 blocked the bot after linking: a 403 awaits
+    ids = raised.effects.notifications
+    assert len(ids) >= 4  # the confirmation, DMs to m1 and m3, the group post
+
+    def owed() -> list[Notification]:
+        with Session(engine) as session:
+            owing = col(Notification.status).in_([DeliveryStatus.pending, DeliveryStatus.sending])
+            return list(session.exec(select(Notification).where(owing)).all())
+
+    settings = Settings(
+        bot_token=emu.token, telegram_api_url=emu.url, database_url=sqlite_url, redis_url=redis_url,
+        sweep_interval_s=0.5, sweep_pending_after_s=1.0,
+    )
+    processes = start_worker_processes(settings, 2)
+    try:
+        enqueue_notifications(redis.Redis.from_url(redis_url), ids, engine=engine)
+        deadline = time.monotonic() + 30
+        while not all(row(settings, nid).status in FINAL for nid in ids) or owed():
+            assert time.monotonic() < deadline, owed()
+            assert all(p.poll() is None for p in processes)
+            time.sleep(0.2)
+    finally:
+        stop_worker_processes(processes)
+    assert [p.returncode for p in processes] == [0, 0]
+    number = f"#{raised.incident_id}"
+    assert [row(settings, nid).status for nid in ids].count(DeliveryStatus.unreachable) == 1
+    with Session(engine) as session:
+        blocked = session.exec(select(Member).where(Member.key == "m3")).one()
+        assert blocked.unreachable_at is not None
+    reporter = [m["text"] for m in emu.do(emu.emulator.chat_messages, users["m2"])]
+    assert len(reporter) == 1 and number in reporter[0]
+    head = [m["text"] for m in emu.do(emu.emulator.chat_messages, users["m1"])]
+    assert len(head) == 2 and number in head[0]
+    assert "王五" in head[1]  # the head learns who could not be reached
+    assert emu.do(emu.emulator.chat_messages, users["m3"]) == []
+    group_texts = [m["text"] for m in emu.do(emu.emulator.chat_messages, chat)]
+    assert len(group_texts) == 1 and number in group_texts[0]
+
+
+def test_scheduler_threads_share_one_lock_and_move_due_jobs(settings: Settings, redis_url: str) -> None:
+    from workers.queues import QUEUE_NAMES, enqueue_retry  # noqa: PLC0415
+    from workers.scheduler import SchedulerThread  # noqa: PLC0415
+
+    connection = redis.Redis.from_url(redis_url)
+    (nid,) = add(settings, note(1))
+    assert enqueue_retry(connection, nid, Priority.urgent, 1.0)
+    first, second = SchedulerThread(connection, QUEUE_NAMES), SchedulerThread(connection, QUEUE_NAMES)
+    urgent = get_queues(connection)[0]
+    assert first.tick() and not second.tick()  # one process moves jobs at a time
+    assert urgent.count == 0  # not due yet
+    time.sleep(2.1)
+    assert first.tick()
+    assert urgent.count == 1
+    first.stop()  # releases the lock: the other takes over at once
+    assert second.tick()
+    second.stop()
+
+
+def test_sweeper_does_not_trust_overdue_scheduled_jobs(settings: Settings, redis_url: str) -> None:
+    """With no scheduler running, a retry scheduled in RQ would wait forever: the sweeper enqueues it."""
+    from workers.queues import enqueue_retry  # noqa: PLC0415
+
+    connection = redis.Redis.from_url(redis_url)
+    engine = get_engine(settings.resolved_database_url)
+    (nid,) = add(settings, note(1, next_attempt_at=utcnow() - timedelta(seconds=30)))
+    assert enqueue_retry(connection, nid, Priority.urgent, 0.5)
+    assert sweep(engine, connection, pending_after_s=1.0) == 0  # carried by a job due just now
+    registry = ScheduledJobRegistry(queue=get_queues(connection)[0])  # type: ignore[no-untyped-call]
+    (job_id,) = registry.get_job_ids()
+    connection.zadd(registry.key, {job_id: time.time() - 60})  # as if no scheduler ran for a minute
+    assert sweep(engine, connection, pending_after_s=1.0) == 1
+
+
+def test_worker_modules_never_import_aiogram() -> None:
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    code = (
+        "import sys, workers.__main__, workers.delivery, workers.sweeper, workers.timers, bot.render\n"
+        "assert not [m for m in sys.modules if m.startswith('aiogram')], 'aiogram imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_killed_worker_loses_nothing(emu: ThreadedEmulator, settings: Settings, redis_url: str) -> None:
+    """SIGKILL a worker mid-send: the next worker delivers the rest at once and the lost row after its lease.
+
+    Slow by nature (the lease is 30 s): this is the contract's "at least once even if a process is killed".
+    """
+    import os  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    from workers.process import start_worker_processes, stop_worker_processes  # noqa: PLC0415
+
+    users = [emu.user(f"k{i}") for i in range(4)]
+    ids = add(settings, *(note(u, f"alert {i}") for i, u in enumerate(users)))
+    emu.do(emu.emulator.set_faults, delay=1.0, delay_methods=["sendmessage"])
+    enqueue_notifications(redis.Redis.from_url(redis_url), ids)
+    (doomed,) = start_worker_processes(settings, 1)
+    deadline = time.monotonic() + 20
+    while not any(row(settings, nid).status == DeliveryStatus.sending for nid in ids):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.wait()
+    emu.do(emu.emulator.set_faults, delay=0.0)
+    survivors = start_worker_processes(settings, 1)
+    try:
+        deadline = time.monotonic() + LEASE_S + 25
+        while not all(row(settings, nid).status in FINAL for nid in ids):
+            assert time.monotonic() < deadline, [row(settings, nid) for nid in ids]
+            time.sleep(0.25)
+    finally:
+        stop_worker_processes(survivors)
+    rows = [row(settings, nid) for nid in ids]
+    assert all(r.status == DeliveryStatus.sent for r in rows)
+    for user, done in zip(users, rows, strict=True):
+        received = len(emu.do(emu.emulator.chat_messages, user))
+        # At least once; a second copy only where the killed worker had already sent, and it is counted.
+        assert 1 <= received <= 1 + done.duplicates

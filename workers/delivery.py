@@ -1,0 +1,316 @@
+"""The delivery job: send one outbox row (``Notification``) and record the outcome. Idempotent.
+
+``deliver(notification_id)`` first *claims* the row with a conditional UPDATE (the row must still be
+``pending`` — or ``sending`` with a claim older than :data:`LEASE_S`, i.e. its worker died — and its
+``attempts`` must be what was read, so two workers never both claim it). Then: render, book a slot in the
+shared limiter (sleeping at most :data:`MAX_LIMITER_WAIT_S`, else re-scheduling), send, record.
+
+Outcomes:
+- sent: ``status=sent``, ``telegram_message_id``, ``sent_at``; a row re-claimed after a lost lease counts
+  one possible duplicate in ``duplicates`` (the first worker may have sent before dying).
+- 403: ``unreachable``, the member's ``unreachable_at`` set, then the core hook
+  ``groups.alerts.note_unreachable`` (whose new notifications are enqueued); not retried.
+- 429: the limiter is told (:meth:`Limiter.penalize`), the row goes back to ``pending`` at
+  ``now + retry_after`` and is re-scheduled; a 429 is Telegram asking us to wait, not a failed attempt,
+  so it does not count towards :data:`MAX_ATTEMPTS`.
+- network error / 5xx: back to ``pending`` with exponential backoff (1, 2, 4 … 60 s); ``failed`` after
+  :data:`MAX_ATTEMPTS` attempts.
+- group migrated to a supergroup: the group's ``chat_id`` (and owed rows' ``chat_id``) updated, retried
+  at once.
+- other 400s (chat not found …): ``failed`` with ``last_error``; "message is not modified": sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col
+
+from bot.outgoing import Outgoing
+from groups.db import session_scope
+from groups.model import DeliveryStatus, Member, Notification, utcnow
+from workers import context as context_module
+from workers.context import Context
+from workers.errors import BadRequest, ChatMigrated, NotReady, RetryLater, SendError, Unreachable
+from workers.queues import enqueue_notifications, enqueue_retry
+
+log = logging.getLogger(__name__)
+
+LEASE_S = 30.0  # a 'sending' claim older than this belongs to a dead worker
+MAX_ATTEMPTS = 8
+MAX_BACKOFF_S = 60.0
+MAX_LIMITER_WAIT_S = 5.0  # wait longer than this for a slot and the job re-schedules instead
+NOT_READY_DELAY_S = 1.0
+EARLY_TOLERANCE_S = 1.5  # RQ's scheduler may run a job up to ~1 s early
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What ``deliver`` holds once it has claimed a row."""
+
+    id: int
+    attempts: int  # after this claim
+    previous_status: str
+    priority: str
+    incident_id: int | None
+    recipient_id: int | None
+    chat_id: int | None
+    due: datetime | None = None  # next_attempt_at when the job came (slightly) early
+
+    @property
+    def label(self) -> str:
+        """How logs name the row: the incident number first (what staff search for)."""
+        if self.incident_id is None:
+            return f"notification {self.id}"
+        return f"#{self.incident_id} notification {self.id}"
+
+    @property
+    def reclaimed(self) -> bool:
+        return self.previous_status == DeliveryStatus.sending
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def backoff_s(attempts: int) -> float:
+    """1, 2, 4, … seconds after the 1st, 2nd, 3rd … failed attempt, at most :data:`MAX_BACKOFF_S`."""
+    return float(min(MAX_BACKOFF_S, 2 ** max(0, attempts - 1)))
+
+
+def claim(engine: Engine, notification_id: int, now: datetime | None = None) -> Claim | None:
+    """Take the row for this worker, or None when it is not due, done, or someone else holds it."""
+    now = now or utcnow()
+    with Session(engine) as session:
+        row = session.get(Notification, notification_id)
+        if row is None:
+            log.warning("notification %s does not exist; nothing to deliver", notification_id)
+            return None
+        status, attempts = row.status, row.attempts
+        due = _aware(row.next_attempt_at) if status == DeliveryStatus.pending else None
+        if status == DeliveryStatus.pending:
+            if due is not None and due > now + timedelta(seconds=EARLY_TOLERANCE_S):
+                return None  # an early duplicate job: the scheduled one (or the sweeper) comes back for it
+        elif status == DeliveryStatus.sending:
+            claimed_at = _aware(row.claimed_at)
+            if claimed_at is not None and claimed_at > now - timedelta(seconds=LEASE_S):
+                return None  # another worker is on it
+        else:
+            return None  # sent, failed or unreachable: done
+        snapshot = Claim(
+            id=notification_id,
+            attempts=attempts + 1,
+            previous_status=status,
+            priority=row.priority,
+            incident_id=row.incident_id,
+            recipient_id=row.recipient_id,
+            chat_id=row.chat_id,
+            due=due if due is not None and due > now else None,
+        )
+    with engine.begin() as connection:
+        result = connection.execute(
+            update(Notification)
+            .where(
+                col(Notification.id) == notification_id,
+                col(Notification.status) == status,
+                col(Notification.attempts) == attempts,
+            )
+            .values(status=DeliveryStatus.sending, attempts=attempts + 1, claimed_at=now)
+        )
+    if result.rowcount != 1:
+        return None
+    if snapshot.reclaimed:
+        log.warning("%s: re-claimed after a lost lease (attempt %s)", snapshot.label, snapshot.attempts)
+    return snapshot
+
+
+def _finish(engine: Engine, held: Claim, **values: Any) -> bool:
+    """Record an outcome for a row this worker still holds; False if the claim was lost meanwhile."""
+    with engine.begin() as connection:
+        result = connection.execute(
+            update(Notification)
+            .where(
+                col(Notification.id) == held.id,
+                col(Notification.status) == DeliveryStatus.sending,
+                col(Notification.attempts) == held.attempts,
+            )
+            .values(**values)
+        )
+    if result.rowcount != 1:
+        log.warning("%s: claim lost before its outcome was recorded (%s)", held.label, values.get("status"))
+        return False
+    return True
+
+
+def _release(ctx: Context, held: Claim, delay_s: float, *, count_attempt: bool, error: str | None) -> None:
+    """Back to ``pending``, due in ``delay_s``, and re-scheduled in RQ (the sweeper covers a lost job)."""
+    values: dict[str, Any] = {
+        "status": DeliveryStatus.pending,
+        "next_attempt_at": utcnow() + timedelta(seconds=delay_s),
+        "claimed_at": None,
+    }
+    if not count_attempt:
+        values["attempts"] = held.attempts - 1
+    if error is not None:
+        values["last_error"] = error[:1000]
+    if _finish(ctx.engine, held, **values):
+        enqueue_retry(ctx.redis, held.id, held.priority, delay_s)
+
+
+def _mark_sent(ctx: Context, held: Claim, result: dict[str, Any] | None) -> None:
+    values: dict[str, Any] = {"status": DeliveryStatus.sent, "sent_at": utcnow(), "last_error": None}
+    message_id = (result or {}).get("message_id")
+    if isinstance(message_id, int):
+        values["telegram_message_id"] = message_id
+    if held.reclaimed:
+        values["duplicates"] = col(Notification.duplicates) + 1
+    if _finish(ctx.engine, held, **values) and held.reclaimed:
+        log.warning("%s: sent after a lost lease; counted as a possible duplicate", held.label)
+
+
+def _mark_unreachable(ctx: Context, held: Claim, error: str) -> None:
+    now = utcnow()
+    if not _finish(ctx.engine, held, status=DeliveryStatus.unreachable, last_error=error[:1000]):
+        return
+    log.info("%s: recipient unreachable (%s)", held.label, error)
+    if held.recipient_id is not None:
+        with ctx.engine.begin() as connection:
+            connection.execute(
+                update(Member)
+                .where(col(Member.id) == held.recipient_id, col(Member.unreachable_at).is_(None))
+                .values(unreachable_at=now)
+            )
+    try:
+        from groups.alerts import note_unreachable  # noqa: PLC0415  (tolerate a core without the hook)
+    except ImportError:
+        log.warning("%s: groups.alerts.note_unreachable is not available; the head is not told", held.label)
+        return
+    try:
+        with session_scope(ctx.engine) as session:
+            new_ids: list[int] = list(note_unreachable(session, held.id, now))
+    except Exception:
+        log.exception("%s: note_unreachable failed", held.label)
+        return
+    if new_ids:
+        enqueue_notifications(ctx.redis, new_ids, engine=ctx.engine)
+
+
+def _migrate(ctx: Context, held: Claim, old_chat_id: int, new_chat_id: int) -> None:
+    """The group became a supergroup: move the binding (the core's rule) and the owed rows to the new id."""
+    from groups.onboarding import migrate_group_chat  # noqa: PLC0415  (the core owns the binding rule)
+
+    with session_scope(ctx.engine) as session:
+        moved = migrate_group_chat(session, old_chat_id, new_chat_id)
+        session.exec(
+            update(Notification)
+            .where(
+                col(Notification.chat_id) == old_chat_id,
+                col(Notification.status).in_([DeliveryStatus.pending, DeliveryStatus.sending]),
+            )
+            .values(chat_id=new_chat_id)
+        )
+    log.warning(
+        "%s: chat %s migrated to %s; %s", held.label, old_chat_id, new_chat_id,
+        "binding updated" if moved else "no group was bound to it",
+    )
+
+
+def _transient(ctx: Context, held: Claim, error: str, hint_s: float = 0.0) -> None:
+    if held.attempts >= MAX_ATTEMPTS:
+        log.error("%s: giving up after %s attempts: %s", held.label, held.attempts, error)
+        _finish(ctx.engine, held, status=DeliveryStatus.failed, last_error=error[:1000], claimed_at=None)
+        return
+    delay = max(hint_s, backoff_s(held.attempts))
+    log.warning("%s: attempt %s failed (%s); retrying in %.0f s", held.label, held.attempts, error, delay)
+    _release(ctx, held, delay, count_attempt=True, error=error)
+
+
+def _render(ctx: Context, notification_id: int) -> Outgoing | None:
+    with session_scope(ctx.engine) as session:
+        row = session.get(Notification, notification_id)
+        if row is None:
+            return None
+        return ctx.renderer(session, row, ctx.settings)
+
+
+def deliver(notification_id: int, *, context: Context | None = None) -> str:
+    """The RQ job: deliver notification ``notification_id`` once; returns what happened (for logs/tests)."""
+    ctx = context or context_module.current()
+    held = claim(ctx.engine, notification_id)
+    if held is None:
+        return "skipped"
+    try:
+        return _deliver_claimed(ctx, held)
+    except Exception as exc:
+        # A bug or an outage (database, Redis) mid-delivery: never leave the row claimed for the lease.
+        log.exception("%s: delivery failed unexpectedly", held.label)
+        try:
+            _transient(ctx, held, f"{type(exc).__name__}: {exc}")
+        except Exception:
+            log.exception("%s: could not record the failure; the sweeper will retry", held.label)
+        return "error"
+
+
+def _deliver_claimed(ctx: Context, held: Claim) -> str:
+    if held.due is not None:
+        # RQ's scheduler runs jobs up to ~1 s early (whole seconds): keep the promised backoff.
+        time.sleep(max(0.0, (held.due - utcnow()).total_seconds()))
+    try:
+        outgoing = _render(ctx, held.id)
+    except NotReady as exc:
+        log.debug("%s: not ready (%s); again in %.0f s", held.label, exc, NOT_READY_DELAY_S)
+        _release(ctx, held, NOT_READY_DELAY_S, count_attempt=False, error=None)
+        return "not_ready"
+    if outgoing is None:
+        _mark_sent(ctx, held, None)
+        log.info("%s: nothing to send any more", held.label)
+        return "nothing"
+
+    wait = ctx.limiter.reserve(outgoing.chat_id, max_wait=MAX_LIMITER_WAIT_S)
+    if wait > MAX_LIMITER_WAIT_S:
+        # The chat is busy for a while: free this worker for other chats and come back at the slot.
+        _release(ctx, held, wait, count_attempt=False, error=None)
+        return "deferred"
+    if wait > 0:
+        time.sleep(wait)
+
+    try:
+        result = ctx.sender.send(outgoing)
+    except Unreachable as exc:
+        _mark_unreachable(ctx, held, str(exc))
+        return "unreachable"
+    except RetryLater as exc:
+        if exc.flood:
+            slowed = ctx.limiter.penalize(outgoing.chat_id, exc.seconds)
+            log.warning(
+                "%s: 429 from Telegram for chat %s, retry after %s s%s",
+                held.label, outgoing.chat_id, exc.seconds, " (whole token slowed)" if slowed else "",
+            )
+            _release(ctx, held, exc.seconds, count_attempt=False, error=str(exc))
+            return "rate_limited"
+        _transient(ctx, held, str(exc), exc.seconds)
+        return "retry"
+    except ChatMigrated as exc:
+        _migrate(ctx, held, outgoing.chat_id, exc.new_chat_id)
+        _release(ctx, held, 0, count_attempt=False, error=str(exc))
+        return "migrated"
+    except BadRequest as exc:
+        if exc.not_modified:
+            _mark_sent(ctx, held, None)
+            return "sent"
+        log.error("%s: Telegram refused %s to chat %s: %s", held.label, outgoing.method, outgoing.chat_id, exc)
+        _finish(ctx.engine, held, status=DeliveryStatus.failed, last_error=exc.description[:1000], claimed_at=None)
+        return "failed"
+    except SendError as exc:
+        _transient(ctx, held, str(exc))
+        return "retry"
+    _mark_sent(ctx, held, result)
+    log.info("%s: %s to chat %s sent", held.label, outgoing.method, outgoing.chat_id)
+    return "sent"

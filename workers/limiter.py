@@ -1,0 +1,195 @@
+"""One sending limiter per bot token, kept in Redis and shared by every process.
+
+Telegram's limits (per bot token): about 30 messages/s overall, 1/s per chat, 20/min per group
+chat; edits count. :meth:`Limiter.reserve` books, in one atomic Lua script, the earliest moment that
+satisfies all of them for one chat and returns how long the caller must wait before sending; since
+the booking is atomic, concurrent workers never pick the same slot.
+
+How each limit is kept (times in integer milliseconds of Redis' own clock, ``TIME``):
+
+- overall: the timeline is cut into ticks of 34 ms and each tick carries at most one message, so any
+  1 s window holds at most 30 (29.4/s sustained: a 2 % margin for network jitter). Ticks are booked
+  out of order, so a chat that must wait does not hold back the others.
+- per chat (private and group): a log of booked times; consecutive messages 1.1 s apart. The 10 %
+  margin is for jitter: a send that leaves late (a loaded machine, a slow request) shortens the gap to
+  the next one; with 1.02 s, a loaded test machine drew a 429 from the emulator's strict 1/s bucket.
+- per group chat (chat id < 0) additionally: at most 20 in any 61 s window. The log allows a burst
+  (at 1.1 s spacing) of up to 20 — the first post and its first edits of an emergency go out at once —
+  and then holds the 21st until the 1st is 61 s old, so no 60 s window ever holds more than 20 (the
+  extra second absorbs a late send). A plain 3 s spacing would also keep the limit, but would hold an
+  alert's first tally edits back by 3 s each.
+- a 429 (:meth:`Limiter.penalize`) blocks that chat for ``retry_after``; when several different chats
+  get a 429 within a second, the whole token is slowed for ``retry_after`` (Telegram is flooding the
+  token, not one chat), and nothing else is blocked needlessly.
+
+Keys are ``yihu:rl:{bot_id}:...`` and all carry expiries.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import redis
+
+# KEYS: 1 global ticks zset, 2 chat log zset, 3 chat block, 4 token block
+# ARGV: 1 max_wait_ms (-1: no limit), 2 tick_ms, 3 chat spacing ms, 4 burst (0: none), 5 window ms
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local max_wait = tonumber(ARGV[1])
+local tick = tonumber(ARGV[2])
+local spacing = tonumber(ARGV[3])
+local burst = tonumber(ARGV[4])
+local window = tonumber(ARGV[5])
+local at = now
+local tb = tonumber(redis.call('GET', KEYS[4]) or '0')
+if tb > at then at = tb end
+local cb = tonumber(redis.call('GET', KEYS[3]) or '0')
+if cb > at then at = cb end
+local keep = spacing
+if burst > 0 and window > keep then keep = window end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - keep)
+local need = 1
+if burst > need then need = burst end
+local log = redis.call('ZRANGE', KEYS[2], -need, -1, 'WITHSCORES')
+local n = #log / 2
+if n >= 1 then
+  local last = tonumber(log[2 * n])
+  if last + spacing > at then at = last + spacing end
+end
+if burst > 0 and n >= burst then
+  local oldest = tonumber(log[2 * (n - burst + 1)])
+  if oldest + window > at then at = oldest + window end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', math.floor(now / tick) - 100)
+local k = math.ceil(at / tick)
+local booked = redis.call('ZRANGEBYSCORE', KEYS[1], k, '+inf')
+for _, v in ipairs(booked) do
+  local b = tonumber(v)
+  if b == k then
+    k = k + 1
+  elseif b > k then
+    break
+  end
+end
+local slot = k * tick
+local wait = slot - now
+if wait < 0 then wait = 0 end
+if max_wait >= 0 and wait > max_wait then
+  return {wait, 0, slot}
+end
+redis.call('ZADD', KEYS[1], k, k)
+local gttl = redis.call('PTTL', KEYS[1])
+if gttl < wait + 2000 then redis.call('PEXPIRE', KEYS[1], wait + 2000) end
+redis.call('ZADD', KEYS[2], slot, slot)
+redis.call('PEXPIRE', KEYS[2], wait + keep + 1000)
+return {wait, 1, slot}
+"""
+
+# KEYS: 1 chat block, 2 recent 429 chats zset, 3 token block
+# ARGV: 1 chat id, 2 retry_after ms, 3 flood window ms, 4 distinct chats that make a token flood
+_PENALIZE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local retry = tonumber(ARGV[2])
+local until_at = now + retry
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if until_at > cur then
+  redis.call('SET', KEYS[1], until_at, 'PX', retry + 1000)
+end
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[3]))
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]) + 1000)
+local chats = redis.call('ZCARD', KEYS[2])
+if chats >= tonumber(ARGV[4]) then
+  local tb = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if until_at > tb then
+    redis.call('SET', KEYS[3], until_at, 'PX', retry + 1000)
+  end
+  return 1
+end
+return 0
+"""
+
+
+def bot_id_from_token(token: str) -> str:
+    """The numeric bot id at the start of a token (``123456:ABC...``); limits are per token."""
+    return token.split(":", 1)[0]
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A slot: ``wait`` seconds from now, at ``at`` (Redis clock, epoch seconds); ``booked`` False if refused."""
+
+    wait: float
+    at: float
+    booked: bool
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limiter's figures; the defaults keep a small margin under Telegram's published limits."""
+
+    tick_s: float = 0.034  # one message per tick overall: <= 30 in any second
+    chat_spacing_s: float = 1.1  # per chat, private or group
+    group_burst: int = 20  # per group chat: at most this many ...
+    group_window_s: float = 61.0  # ... in any window this long
+    flood_window_s: float = 1.0  # 429s from this many different chats within this window ...
+    flood_chats: int = 3  # ... slow the whole token
+
+
+class Limiter:
+    """The shared limiter of one bot token (see the module docstring)."""
+
+    def __init__(self, connection: redis.Redis, bot_id: str | int, limits: Limits | None = None) -> None:
+        self.connection = connection
+        self.bot_id = str(bot_id)
+        self.limits = limits or Limits()
+        self._prefix = f"yihu:rl:{self.bot_id}"
+        self._reserve = connection.register_script(_RESERVE)
+        self._penalize = connection.register_script(_PENALIZE)
+
+    def _chat_keys(self, chat_id: int) -> tuple[str, str]:
+        return f"{self._prefix}:c:{chat_id}", f"{self._prefix}:cb:{chat_id}"
+
+    def reserve(self, chat_id: int, max_wait: float | None = None) -> float:
+        """Book the earliest slot for a message to ``chat_id``; return the seconds to wait before sending.
+
+        With ``max_wait``, a slot further away than that is *not* booked and its distance is returned
+        (greater than ``max_wait``): the caller re-schedules instead of holding a worker.
+        """
+        return self.book(chat_id, max_wait).wait
+
+    def book(self, chat_id: int, max_wait: float | None = None) -> Reservation:
+        """:meth:`reserve`, returning the whole :class:`Reservation`."""
+        limits = self.limits
+        log_key, block_key = self._chat_keys(chat_id)
+        group = chat_id < 0
+        max_wait_ms = -1 if max_wait is None else max(0, math.floor(max_wait * 1000))
+        wait_ms, booked, slot_ms = self._reserve(
+            keys=[f"{self._prefix}:g", log_key, block_key, f"{self._prefix}:tb"],
+            args=[
+                max_wait_ms,
+                round(limits.tick_s * 1000),
+                round(limits.chat_spacing_s * 1000),
+                limits.group_burst if group else 0,
+                round(limits.group_window_s * 1000) if group else 0,
+            ],
+        )
+        return Reservation(wait=int(wait_ms) / 1000, at=int(slot_ms) / 1000, booked=bool(booked))
+
+    def penalize(self, chat_id: int, retry_after: float) -> bool:
+        """After a 429: hold ``chat_id`` for ``retry_after`` s; True when the whole token was slowed too."""
+        limits = self.limits
+        _log_key, block_key = self._chat_keys(chat_id)
+        flooded = self._penalize(
+            keys=[block_key, f"{self._prefix}:429", f"{self._prefix}:tb"],
+            args=[
+                chat_id,
+                max(1, math.ceil(retry_after * 1000)),
+                round(limits.flood_window_s * 1000),
+                limits.flood_chats,
+            ],
+        )
+        return bool(flooded)

@@ -1,0 +1,136 @@
+"""Worker processes: an RQ worker draining the four queues in priority order, plus the sweeper thread.
+
+The worker class is RQ's ``SimpleWorker`` (runs jobs in-process): delivery jobs are short, I/O-bound
+and idempotent, so the forking ``Worker``'s isolation buys nothing and costs a fork per job (measured
+with ``bench/rq_workers.py`` on this machine under load: ~12.5 ms per no-op job in-process vs ~24-32 ms
+forking, RQ 3.0; and a fork would throw away the sender's HTTP connection pool every job).
+
+A job whose worker is SIGKILLed: its row stays ``sending`` until the lease expires (30 s), then the
+sweeper re-enqueues it (RQ itself only moves the abandoned job to its failed registry, at its next
+maintenance, every :data:`MAINTENANCE_INTERVAL_S`; the worker's heartbeat lives :data:`WORKER_TTL_S`).
+Jobs still queued are untouched and go to the surviving workers.
+
+Delayed jobs (retries, escalation timers) are moved onto their queues by :mod:`workers.scheduler`'s
+thread, not RQ's forked scheduler process (see there why).
+
+SIGTERM / SIGINT: RQ's warm shutdown — the current job finishes, then the process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rq import SimpleWorker
+
+from config.settings import Settings
+from workers import context as context_module
+from workers.context import Renderer
+from workers.queues import QUEUE_NAMES, get_queues
+from workers.scheduler import SchedulerThread
+from workers.sweeper import SweeperThread
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_INTERVAL_S = 10
+WORKER_TTL_S = 20
+
+
+def run_worker(
+    settings: Settings,
+    burst: bool = False,
+    *,
+    redis_url: str | None = None,
+    renderer: Renderer | None = None,
+    sweeper: bool | None = None,
+    with_scheduler: bool = True,
+    logging_level: str = "INFO",
+) -> bool:
+    """Run one RQ worker on the four queues (most urgent first) until stopped; True if it did any job.
+
+    ``burst`` returns once the queues are empty (tests, ``--burst``); it first moves the scheduled jobs
+    that are due. The sweeper thread runs unless ``sweeper`` is False (default: not in burst mode).
+    """
+    ctx = context_module.configure(settings, redis_url=redis_url, renderer=renderer)
+    worker = SimpleWorker(
+        get_queues(ctx.redis),
+        connection=ctx.redis,
+        maintenance_interval=MAINTENANCE_INTERVAL_S,
+        worker_ttl=WORKER_TTL_S,
+    )
+    scheduler_thread: SchedulerThread | None = None
+    if with_scheduler:
+        scheduler_thread = SchedulerThread(ctx.redis, QUEUE_NAMES)
+        if burst:
+            scheduler_thread.tick()
+            scheduler_thread.stop()
+            scheduler_thread = None
+        else:
+            scheduler_thread.start()
+    sweeper_thread: SweeperThread | None = None
+    if sweeper if sweeper is not None else not burst:
+        sweeper_thread = SweeperThread(
+            ctx.engine,
+            ctx.redis,
+            interval_s=settings.sweep_interval_s,
+            pending_after_s=settings.sweep_pending_after_s,
+        )
+        sweeper_thread.start()
+    try:
+        return bool(worker.work(burst=burst, logging_level=logging_level))
+    finally:
+        if sweeper_thread is not None:
+            sweeper_thread.stop()
+        if scheduler_thread is not None:
+            scheduler_thread.stop()
+        context_module.reset()
+
+
+def settings_environment(settings: Settings, redis_url: str | None = None) -> dict[str, str]:
+    """``YIHU_*`` variables that give a child process exactly these settings."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        env[f"YIHU_{name.upper()}"] = str(value.resolve()) if isinstance(value, Path) else str(value)
+    env["YIHU_DATABASE_URL"] = settings.resolved_database_url
+    if redis_url:
+        env["YIHU_REDIS_URL"] = redis_url
+    return env
+
+
+def start_worker_processes(
+    settings: Settings,
+    n: int,
+    *,
+    redis_url: str | None = None,
+    extra_args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+) -> list[subprocess.Popen[bytes]]:
+    """Spawn ``n`` ``python -m workers`` children with these settings (``yihu run`` uses it)."""
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("YIHU_")}
+    child_env.update(settings_environment(settings, redis_url))
+    child_env.update(env or {})
+    return [
+        subprocess.Popen([sys.executable, "-m", "workers", *extra_args], env=child_env)
+        for _ in range(n)
+    ]
+
+
+def stop_worker_processes(processes: Sequence[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+    """SIGTERM each child (it finishes its current job), wait, and SIGKILL whichever is still alive."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("worker %s did not stop within %.0f s; killing it", process.pid, timeout)
+            process.kill()
+            process.wait()
