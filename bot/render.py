@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from bot import callbacks
 from bot.outgoing import Button, NotReady, Outgoing, edit, message
 from bot.texts import cut, t
-from config.policies import PICKABLE
+from config.policies import CATEGORIES, ESCALATION_TARGETS, PICKABLE
 from config.settings import Language, Settings, pick_language
 from groups.model import (
     OPEN_STATUSES,
@@ -91,6 +91,9 @@ def is_sos_button(text: str) -> bool:
 
 def is_help_button(text: str) -> bool:
     return text.strip() in {t(lang, "help_button") for lang in ("zh", "en")}
+
+
+RESPONSE_KINDS = frozenset(kind.value for kind in ResponseKind)
 
 
 class IncidentFacts:
@@ -324,7 +327,7 @@ def _escalation(
         grid = session.get(Grid, facts.group.grid_id) if facts.group else None
         key, seconds = ("escalation.auto_head", grid.head_ack_s if grid else 0) if level <= 1 else (
             "escalation.auto_worker", grid.worker_ack_s if grid else 0)
-        reason = t(language, key, minutes=f"{seconds / 60:g}")
+        reason = t(language, key, wait=duration(seconds, language))
     lines = [t(language, "escalation.title", id=facts.id, reason=reason), ""]
     lines.append(facts.alert_text(language, settings, incident.private))
     events = session.exec(
@@ -336,11 +339,39 @@ def _escalation(
     return cut("\n".join(lines)), buttons
 
 
-def timeline_line(session: Session, event: Any, language: Language, settings: Settings) -> str:
+def timeline_line(session: Session, event: IncidentEvent, language: Language, settings: Settings) -> str:
     actor = session.get(Member, event.actor_id) if event.actor_id else None
-    return t(language, "case.event", time=local_time(event.at, settings, "%H:%M:%S"),
-             kind=t(language, f"event.{event.kind}"), actor=actor.name if actor else "",
-             detail=event.detail or "").rstrip()
+    return event_line(language, settings, event.at, event.kind, actor.name if actor else None, event.detail)
+
+
+def event_line(
+    language: Language, settings: Settings, at: datetime, kind: str, actor: str | None, detail: str | None
+) -> str:
+    """One timeline line; the core records codes (categories, kinds, levels), shown here in words."""
+    return t(language, "case.event", time=local_time(at, settings, "%m-%d %H:%M:%S"),
+             kind=t(language, f"event.{kind}"), actor=actor or "",
+             detail=_event_detail(language, kind, detail)).rstrip()
+
+
+def _event_detail(language: Language, kind: str, detail: str | None) -> str:
+    if not detail:
+        return ""
+    match kind:
+        case "raised" | "category":
+            return category_label(language, detail) if detail in CATEGORIES else detail
+        case "response":
+            return t(language, f"response.{detail}") if detail in RESPONSE_KINDS else detail
+        case "escalated":
+            target, _, reason = detail.partition(": ")
+            role = {"1": "grid_worker", "2": "police"}.get(target, ESCALATION_TARGETS.get(target, target))
+            label = t(language, f"role.{role}")
+            return f"→ {label}" + (f" ({reason})" if reason else "")
+        case "attachment":
+            sep = "、" if language == "zh" else ", "
+            return sep.join(t(language, f"attachment.kind.{k}") for k in detail.split())
+        case "acknowledged":
+            return ""
+    return detail
 
 
 def _referral_reminder(
@@ -352,6 +383,14 @@ def _referral_reminder(
     key = "referral.overdue" if payload.get("due") else "referral.reminder"
     return t(language, key, id=number, department=t(language, f"department.{referral.department}"),
              due=local_time(referral.due_at, settings, "%Y-%m-%d"))
+
+
+def duration(seconds: int, language: Language) -> str:
+    """A span as people say it: seconds under a minute, else whole minutes."""
+    if seconds < 60:
+        return f"{seconds} 秒" if language == "zh" else f"{seconds} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} 分钟" if language == "zh" else f"{minutes} min"
 
 
 def waiting(seconds: int, language: Language) -> str:
@@ -399,8 +438,5 @@ def case_text(language: Language, detail: Any, settings: Settings) -> str:
     if failed:
         lines.append(t(language, "case.failed", names=sep.join(dict.fromkeys(failed))))
     lines += ["", t(language, "case.timeline")]
-    for entry in detail.timeline:
-        lines.append(t(language, "case.event", time=local_time(entry.at, settings, "%m-%d %H:%M:%S"),
-                       kind=t(language, f"event.{entry.kind}"), actor=entry.actor or "",
-                       detail=entry.detail or "").rstrip())
+    lines += [event_line(language, settings, e.at, e.kind, e.actor, e.detail) for e in detail.timeline]
     return cut("\n".join(lines))

@@ -37,14 +37,14 @@ from groups.model import DeliveryStatus, Member, Notification, utcnow
 from workers import context as context_module
 from workers.context import Context
 from workers.errors import BadRequest, ChatMigrated, NotReady, RetryLater, SendError, Unreachable
-from workers.queues import enqueue_notifications, enqueue_retry
+from workers.queues import current_queue, enqueue_notifications, enqueue_retry
 
 log = logging.getLogger(__name__)
 
 LEASE_S = 30.0  # a 'sending' claim older than this belongs to a dead worker
 MAX_ATTEMPTS = 8
 MAX_BACKOFF_S = 60.0
-MAX_LIMITER_WAIT_S = 5.0  # wait longer than this for a slot and the job re-schedules instead
+MAX_LIMITER_WAIT_S = 1.5  # wait longer than this for a slot and the job re-schedules: a worker is never held long
 NOT_READY_DELAY_S = 1.0
 EARLY_TOLERANCE_S = 1.5  # RQ's scheduler may run a job up to ~1 s early
 
@@ -150,7 +150,8 @@ def _finish(engine: Engine, held: Claim, **values: Any) -> bool:
 
 
 def _release(ctx: Context, held: Claim, delay_s: float, *, count_attempt: bool, error: str | None) -> None:
-    """Back to ``pending``, due in ``delay_s``, and re-scheduled in RQ (the sweeper covers a lost job)."""
+    """Back to ``pending``, due in ``delay_s``, and re-scheduled in RQ on the queue the job came from (so a
+    neighbour's DM stays behind the group posts in overload); the sweeper covers a lost job."""
     values: dict[str, Any] = {
         "status": DeliveryStatus.pending,
         "next_attempt_at": utcnow() + timedelta(seconds=delay_s),
@@ -161,7 +162,7 @@ def _release(ctx: Context, held: Claim, delay_s: float, *, count_attempt: bool, 
     if error is not None:
         values["last_error"] = error[:1000]
     if _finish(ctx.engine, held, **values):
-        enqueue_retry(ctx.redis, held.id, held.priority, delay_s)
+        enqueue_retry(ctx.redis, held.id, held.priority, delay_s, queue_name_=current_queue())
 
 
 def _mark_sent(ctx: Context, held: Claim, result: dict[str, Any] | None) -> None:

@@ -24,7 +24,7 @@ from workers.queues import enqueue_notifications, queue_name
 
 log = logging.getLogger(__name__)
 
-LEAD_S = 1.2  # schedule this much before the deadline ...
+LEAD_S = 0.6  # schedule this much before the deadline ...
 MAX_WAIT_S = 2.5  # ... and let the job wait up to this long for it
 FIRE = "workers.timers.fire"
 
