@@ -97,3 +97,22 @@ def _is_armed(connection: redis.Redis, incident_id: int, at: datetime) -> bool:
     except NoSuchJobError:
         return False
     return status in (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED)
+
+
+REFERRAL_CHECK_KEY = "yihu:referrals:checked"
+REFERRAL_CHECK_EVERY_S = 60
+
+
+def remind_referrals(connection: redis.Redis, now: datetime | None = None, *, force: bool = False) -> int:
+    """Queue the referral reminders that are due (at most one check a minute across processes)."""
+    from groups.referrals import referral_reminders_due  # noqa: PLC0415
+
+    if not force and not connection.set(REFERRAL_CHECK_KEY, "1", nx=True, ex=REFERRAL_CHECK_EVERY_S):
+        return 0
+    ctx = context.current()
+    with session_scope(ctx.engine) as session:
+        ids = referral_reminders_due(session, now or utcnow())
+    if ids:
+        log.info("queued %d referral reminder(s)", len(ids))
+        enqueue_notifications(ctx.redis, ids, engine=ctx.engine)
+    return len(ids)

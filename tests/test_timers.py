@@ -1,0 +1,71 @@
+"""Escalation timers and referral reminders as the workers run them: real Redis, SQLite, RQ jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import redis
+from rq import Queue
+from rq.job import Job
+
+from config.settings import Settings
+from groups import alerts, referrals
+from groups.db import session_scope
+from groups.model import Incident, utcnow
+from tests.test_core_support import build_village
+from workers import context, timers
+from workers.queues import queue_name
+
+
+@pytest.fixture
+def configured(sqlite_url: str, redis_url: str) -> Iterator[redis.Redis]:
+    settings = Settings(bot_token="1:test", database_url=sqlite_url, redis_url=redis_url)
+    ctx = context.configure(settings, redis_url=redis_url)
+    yield ctx.redis
+    context.reset()
+
+
+def test_arm_is_idempotent_and_rearm_all_restores_lost_timers(sqlite_url: str, configured: redis.Redis) -> None:
+    village = build_village(sqlite_url)
+    with session_scope(village.engine) as session:
+        result = alerts.raise_alert(session, village.uid("m2"), utcnow())
+    [(incident_id, at)] = result.effects.timers
+    timers.arm(configured, [(incident_id, at)])
+    timers.arm(configured, [(incident_id, at)])
+    job_id = timers.timer_job_id(incident_id, at)
+    assert Job.exists(job_id, connection=configured)
+    assert timers.rearm_all(configured) == 0  # already armed
+    configured.flushall()  # Redis lost everything
+    assert timers.rearm_all(configured) == 1
+    assert Job.exists(job_id, connection=configured)
+
+
+def test_fire_early_rearms_and_fire_due_escalates_once(sqlite_url: str, configured: redis.Redis) -> None:
+    village = build_village(sqlite_url)
+    with session_scope(village.engine) as session:
+        result = alerts.raise_alert(session, village.uid("m2"), utcnow() - timedelta(seconds=200))
+    incident_id = result.incident_id
+    timers.fire(incident_id)  # the head had 120 s: escalates to the grid worker now
+    timers.fire(incident_id)  # again: the police step (at 420 s) is far off, so it is only re-armed
+    with session_scope(village.engine) as session:
+        incident = session.get(Incident, incident_id)
+        assert incident is not None and incident.escalation_level == 1
+        assert incident.next_escalation_at is not None
+    queue = Queue(queue_name("escalation"), connection=configured)
+    assert len([j for j in queue.get_job_ids() if j.startswith("n-")]) == 1  # the grid worker's DM, once
+    assert any(j.startswith(f"esc-{incident_id}-") for j in queue.scheduled_job_registry.get_job_ids())
+
+
+def test_referral_reminders_are_queued_once_a_minute(sqlite_url: str, configured: redis.Redis) -> None:
+    village = build_village(sqlite_url)
+    now = utcnow()
+    with session_scope(village.engine) as session:
+        raised = alerts.raise_alert(session, village.uid("m2"), now)
+        referrals.refer(session, village.uid("w1"), raised.incident_id, "civil", now, days=2)
+    assert timers.remind_referrals(configured, now) == 1  # due within 3 days: one reminder to w1
+    assert timers.remind_referrals(configured, now) == 0  # checked less than a minute ago
+    assert timers.remind_referrals(configured, now, force=True) == 0  # already reminded
+    later = now + timedelta(days=2, hours=1)
+    assert timers.remind_referrals(configured, later, force=True) == 1  # due date: remind again
