@@ -137,7 +137,7 @@ class Village:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop_bot()
-        self.stop_workers()
+        await self.stop_workers()
         await self.client.close()
         await self.emu.stop()
 
@@ -151,14 +151,18 @@ class Village:
     def start_workers(self, n: int | None = None) -> None:
         self._workers += start_worker_processes(self.settings, n or self.n_workers, redis_url=self.redis_url)
 
-    def stop_workers(self, kill: bool = False) -> None:
+    async def stop_workers(self, kill: bool = False) -> None:
+        """Stop the worker processes (SIGTERM: each finishes its job; ``kill``: SIGKILL, as a crash would).
+
+        In a thread: a worker finishing its job may still be talking to the emulator on this event loop.
+        """
+        workers, self._workers = self._workers, []
         if kill:
-            for process in self._workers:
+            for process in workers:
                 process.kill()
-                process.wait()
+            await asyncio.to_thread(lambda: [process.wait() for process in workers])
         else:
-            stop_worker_processes(self._workers)
-        self._workers = []
+            await asyncio.to_thread(stop_worker_processes, workers)
 
     # -- the roster ----------------------------------------------------------------------------------
     @property

@@ -97,7 +97,7 @@ async def test_kill_every_process_mid_ladder_and_the_step_still_fires_once(
         await village.link(*GROUP, "w1", "p1")
         await village.say("g1m5", "6995")
         await village.wait("g1m2", 2)
-        village.stop_workers(kill=True)
+        await village.stop_workers(kill=True)
         await village.stop_bot()
         redis.Redis.from_url(redis_url).flushall()  # and Redis lost everything
         await asyncio.sleep(1.0)
