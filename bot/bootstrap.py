@@ -8,8 +8,8 @@ from bot.conversation import Conversation, Ports
 from config.settings import Settings
 from groups.db import get_engine
 from workers import timers
+from workers.fanout import enqueue_batches
 from workers.limiter import Limiter, bot_id_from_token
-from workers.queues import enqueue_notifications
 
 
 def build_conversation(settings: Settings, redis_url: str, bot_username: str) -> tuple[Conversation, Limiter]:
@@ -19,7 +19,7 @@ def build_conversation(settings: Settings, redis_url: str, bot_username: str) ->
     connection = redis.Redis.from_url(redis_url)
 
     def enqueue(ids: list[int]) -> None:
-        enqueue_notifications(connection, ids, engine=engine)
+        enqueue_batches(connection, ids, engine)
 
     ports = Ports(
         settings=settings,

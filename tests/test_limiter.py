@@ -62,9 +62,9 @@ def test_two_processes_never_exceed_the_limits(redis_url: str) -> None:
             by_chat[chat].append(at)
             everything.append(at)
     assert len(everything) == 300
-    # Overall: at most 30 in any second (and never two in one slot).
-    assert len(set(everything)) == len(everything)
+    # Overall: at most 30 in any second (bursts allowed: an alert's messages may leave together).
     assert _max_in_window(everything, 1.0) <= 30
+    assert _max_in_window(everything, 0.1) > 1
     # Per private chat: 1/s sustained, i.e. consecutive messages at least a second apart.
     for chat, times in by_chat.items():
         times.sort()
@@ -82,7 +82,7 @@ def test_a_busy_chat_does_not_hold_back_others(redis_url: str) -> None:
     for _ in range(5):
         limiter.reserve(PRIVATE)
     assert limiter.reserve(PRIVATE) >= 4.9
-    # Other chats still go within a few ticks, although PRIVATE's slots lie seconds ahead.
+    # Other chats still go at once, although PRIVATE's slots lie seconds ahead.
     assert limiter.reserve(PRIVATE + 1) < 0.5
 
 

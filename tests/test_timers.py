@@ -54,7 +54,7 @@ def test_fire_early_rearms_and_fire_due_escalates_once(sqlite_url: str, configur
         assert incident is not None and incident.escalation_level == 1
         assert incident.next_escalation_at is not None
     queue = Queue(queue_name("escalation"), connection=configured)
-    assert len([j for j in queue.get_job_ids() if j.startswith("n-")]) == 1  # the grid worker's DM, once
+    assert len([j for j in queue.get_job_ids() if j.startswith("b-")]) == 1  # the grid worker's DM, once
     assert any(j.startswith(f"esc-{incident_id}-") for j in queue.scheduled_job_registry.get_job_ids())
 
 

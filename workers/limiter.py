@@ -7,9 +7,12 @@ the booking is atomic, concurrent workers never pick the same slot.
 
 How each limit is kept (times in integer milliseconds of Redis' own clock, ``TIME``):
 
-- overall: the timeline is cut into ticks of 34 ms and each tick carries at most one message, so any
-  1 s window holds at most 30 (29.4/s sustained: a 2 % margin for network jitter). Ticks are booked
-  out of order, so a chat that must wait does not hold back the others.
+- overall: a log of booked send times in which no window of 1.05 s holds more than 30 (so no second
+  ever does; the 5 % is for network jitter). A slot is booked only where the 2.1 s around it holds
+  fewer than 30, which is enough for every window containing it. An alert's eleven messages go out
+  at once instead of 34 ms apart, and traffic kept this way also conforms to a token bucket of 30
+  at 30/s (what Telegram and the emulator enforce). Slots are booked out of order, so a chat that
+  must wait does not hold back the others.
 - per chat (private and group): a log of booked times; consecutive messages 1.1 s apart. The 10 %
   margin is for jitter: a send that leaves late (a loaded machine, a slow request) shortens the gap to
   the next one; with 1.02 s, a loaded test machine drew a 429 from the emulator's strict 1/s bucket.
@@ -32,13 +35,15 @@ from dataclasses import dataclass
 
 import redis
 
-# KEYS: 1 global ticks zset, 2 chat log zset, 3 chat block, 4 token block
-# ARGV: 1 max_wait_ms (-1: no limit), 2 tick_ms, 3 chat spacing ms, 4 burst (0: none), 5 window ms
+# KEYS: 1 global log zset, 2 chat log zset, 3 chat block, 4 token block, 5 global log member counter
+# ARGV: 1 max_wait_ms (-1: no limit), 2 global window ms, 3 chat spacing ms, 4 burst (0: none), 5 window ms,
+#       6 global limit (messages per global window)
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local max_wait = tonumber(ARGV[1])
-local tick = tonumber(ARGV[2])
+local gwindow = tonumber(ARGV[2])
+local glimit = tonumber(ARGV[6])
 local spacing = tonumber(ARGV[3])
 local burst = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
@@ -62,26 +67,26 @@ if burst > 0 and n >= burst then
   local oldest = tonumber(log[2 * (n - burst + 1)])
   if oldest + window > at then at = oldest + window end
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', math.floor(now / tick) - 100)
-local k = math.ceil(at / tick)
-local booked = redis.call('ZRANGEBYSCORE', KEYS[1], k, '+inf')
-for _, v in ipairs(booked) do
-  local b = tonumber(v)
-  if b == k then
-    k = k + 1
-  elseif b > k then
-    break
-  end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - gwindow - 1000)
+local slot = at
+for _ = 1, 200 do
+  local around = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. (slot - gwindow), '(' .. (slot + gwindow), 'WITHSCORES')
+  local count = #around / 2
+  if count < glimit then break end
+  -- Too many around: move past the oldest ones, whose windows then no longer reach the slot.
+  local moved = tonumber(around[2 * (count - glimit + 1)]) + gwindow
+  if moved <= slot then moved = slot + 1 end
+  slot = moved
 end
-local slot = k * tick
 local wait = slot - now
 if wait < 0 then wait = 0 end
 if max_wait >= 0 and wait > max_wait then
   return {wait, 0, slot}
 end
-redis.call('ZADD', KEYS[1], k, k)
+redis.call('ZADD', KEYS[1], slot, slot .. ':' .. redis.call('INCR', KEYS[5]))
+redis.call('PEXPIRE', KEYS[5], 60000)
 local gttl = redis.call('PTTL', KEYS[1])
-if gttl < wait + 2000 then redis.call('PEXPIRE', KEYS[1], wait + 2000) end
+if gttl < wait + 2 * gwindow + 1000 then redis.call('PEXPIRE', KEYS[1], wait + 2 * gwindow + 1000) end
 redis.call('ZADD', KEYS[2], slot, slot)
 redis.call('PEXPIRE', KEYS[2], wait + keep + 1000)
 return {wait, 1, slot}
@@ -131,7 +136,8 @@ class Reservation:
 class Limits:
     """The limiter's figures; the defaults keep a small margin under Telegram's published limits."""
 
-    tick_s: float = 0.034  # one message per tick overall: <= 30 in any second
+    global_window_s: float = 1.05  # overall: at most global_limit messages in any window this long ...
+    global_limit: int = 30  # ... (so at most 30 in any second)
     chat_spacing_s: float = 1.1  # per chat, private or group
     group_burst: int = 20  # per group chat: at most this many ...
     group_window_s: float = 61.0  # ... in any window this long
@@ -168,13 +174,14 @@ class Limiter:
         group = chat_id < 0
         max_wait_ms = -1 if max_wait is None else max(0, math.floor(max_wait * 1000))
         wait_ms, booked, slot_ms = self._reserve(
-            keys=[f"{self._prefix}:g", log_key, block_key, f"{self._prefix}:tb"],
+            keys=[f"{self._prefix}:g", log_key, block_key, f"{self._prefix}:tb", f"{self._prefix}:gseq"],
             args=[
                 max_wait_ms,
-                round(limits.tick_s * 1000),
+                round(limits.global_window_s * 1000),
                 round(limits.chat_spacing_s * 1000),
                 limits.group_burst if group else 0,
                 round(limits.group_window_s * 1000) if group else 0,
+                limits.global_limit,
             ],
         )
         return Reservation(wait=int(wait_ms) / 1000, at=int(slot_ms) / 1000, booked=bool(booked))

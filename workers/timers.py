@@ -20,6 +20,7 @@ from sqlmodel import col, select
 from groups.db import session_scope
 from groups.model import OPEN_STATUSES, Incident, Priority, utcnow
 from workers import context
+from workers.fanout import enqueue_batches
 from workers.queues import enqueue_notifications, queue_name
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def fire(incident_id: int) -> None:
         time.sleep(max(wait, 0) + 0.005)
     if result.effects.notifications:
         log.info("incident #%s escalated to level %s", incident_id, result.level)
-        enqueue_notifications(ctx.redis, result.effects.notifications, engine=ctx.engine)
+        enqueue_batches(ctx.redis, result.effects.notifications, ctx.engine)
     if result.effects.timers:
         arm(ctx.redis, result.effects.timers)
 
