@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from functools import partial
 from typing import Any
 
 from aiogram import Bot, Dispatcher, Router
@@ -15,7 +16,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramAPIError, TelegramRetryAfter
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import (
@@ -30,7 +31,7 @@ from aiogram.types import (
 from pydantic import ValidationError
 
 from bot.conversation import Conversation, Incoming, Outcome
-from bot.face import ALLOWED_UPDATES, LimiterPort, command_menu
+from bot.face import ALLOWED_UPDATES, LimiterPort, command_menu, send_reply
 from bot.webhook import UpdateRejected, serve_webhook
 from config.settings import Settings
 
@@ -55,6 +56,10 @@ class SharedLimit(BaseRequestMiddleware):
             if wait > 0:
                 await asyncio.sleep(wait)
         return await make_request(bot, method)
+
+
+def _retry_after(exc: Exception) -> float | None:
+    return float(exc.retry_after) if isinstance(exc, TelegramRetryAfter) else None
 
 
 def make_bot(token: str, api_url: str, limiter: LimiterPort | None = None) -> Bot:
@@ -142,10 +147,11 @@ class AiogramFace:
                     callback_id, text=outcome.callback_answer, show_alert=outcome.callback_alert
                 )
         for reply in outcome.replies:
-            try:
-                await self.bot.send_message(chat_id, reply.text, reply_markup=_markup(reply.reply_markup))
-            except TelegramAPIError as exc:
-                log.warning("reply to chat %s failed: %s", chat_id, exc)
+            await send_reply(
+                partial(self.bot.send_message, chat_id, reply.text, reply_markup=_markup(reply.reply_markup)),
+                _retry_after,
+                chat_id,
+            )
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait for replies still being sent (graceful stop)."""

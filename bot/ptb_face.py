@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
+from functools import partial
 from typing import Any
 
 from telegram import (
@@ -27,7 +28,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram.error import RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     BaseRateLimiter,
@@ -38,7 +39,7 @@ from telegram.ext import (
 )
 
 from bot.conversation import Conversation, Incoming, Outcome
-from bot.face import ALLOWED_UPDATES, LimiterPort, command_menu
+from bot.face import ALLOWED_UPDATES, LimiterPort, command_menu, seconds, send_reply
 from bot.webhook import UpdateRejected, serve_webhook
 from config.settings import Settings
 
@@ -140,6 +141,10 @@ def incoming_from_update(update: Update) -> Incoming | None:
     return None
 
 
+def _retry_after(exc: Exception) -> float | None:
+    return seconds(exc.retry_after) if isinstance(exc, RetryAfter) else None
+
+
 class PtbFace:
     """Wires a Conversation into a python-telegram-bot ``Application`` (long polling or webhook)."""
 
@@ -213,12 +218,14 @@ class PtbFace:
                     callback_id, text=outcome.callback_answer, show_alert=outcome.callback_alert
                 )
         for reply in outcome.replies:
-            try:
-                await bot.send_message(
-                    chat_id, reply.text, parse_mode=ParseMode.HTML, reply_markup=markup(reply.reply_markup)
-                )
-            except TelegramError as exc:
-                log.warning("reply to chat %s failed: %s", chat_id, exc)
+            await send_reply(
+                partial(
+                    bot.send_message, chat_id, reply.text, parse_mode=ParseMode.HTML,
+                    reply_markup=markup(reply.reply_markup),
+                ),
+                _retry_after,
+                chat_id,
+            )
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait for replies still being sent (graceful stop)."""

@@ -120,3 +120,13 @@ async def test_duplicate_update_is_handled_once(tmp_path: Path, redis_url: str) 
             processed = session.exec(select(ProcessedUpdate)).all()
         assert len(processed) == 1
         assert len(await village.messages("g1m6")) == 1
+
+
+async def test_a_429_on_a_reply_is_honoured_and_the_reply_still_arrives(village: Village) -> None:
+    await village.link("g1m5")
+    await village.client.fail_next("sendMessage", code=429, count=1, retry_after=1)
+    await village.say("g1m5", "/help")
+    replies = await village.wait("g1m5", 2, timeout=15)
+    assert "/sos" in replies[1]["text"]
+    refused = await village.client.calls(method="sendMessage", errors_only=True)
+    assert [c["status"] for c in refused] == [429]
