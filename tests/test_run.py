@@ -1,0 +1,76 @@
+"""``yihu run`` as an operator runs it: a separate process against a Bot API server (the emulator, run
+standalone), embedded Redis and SQLite, stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from groups.db import dispose_engines, get_engine, session_scope, upgrade
+from groups.model import Member
+from groups.roster import import_roster, parse_roster
+from tests.harness import DATA
+from workers.embedded_redis import free_port
+
+pytestmark = pytest.mark.timeout(180)
+TOKEN = "4242:run-test-token"
+
+
+def _until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            result = check()
+            if result:
+                return result
+        time.sleep(0.1)
+    raise TimeoutError(what)
+
+
+def _polling(client: httpx.Client) -> bool:
+    """The bot asked for updates (the emulator remembers its allowed_updates at once)."""
+    return any(bot.get("allowed_updates") for bot in client.get("/_emu/state").json()["result"]["bots"])
+
+
+def test_yihu_run_serves_and_stops_gracefully(tmp_path: Path) -> None:
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    emulator = subprocess.Popen([sys.executable, "-m", "bot.emulator", "--port", str(port), "--token", TOKEN])
+    database = f"sqlite:///{tmp_path / 'data' / 'yihu.db'}"
+    upgrade(database)
+    with session_scope(get_engine(database)) as session:
+        import_roster(session, parse_roster((DATA / "village.yaml").read_text(encoding="utf-8")))
+        token = session.query(Member).filter(Member.key == "g1m1").one().invite_token
+    dispose_engines()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YIHU_")}
+    env |= {"YIHU_BOT_TOKEN": TOKEN, "YIHU_TELEGRAM_API_URL": api, "YIHU_DATA_DIR": str(tmp_path / "data")}
+    yihu = Path(sys.executable).parent / "yihu"
+    run = subprocess.Popen([str(yihu), "run"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        with httpx.Client(base_url=api, timeout=10) as client:
+            _until(lambda: _polling(client), 90, "yihu run never started polling")
+            client.post("/_emu/users", json={"id": 555, "first_name": "张大山", "language_code": "zh"})
+            client.post("/_emu/send", json={"user_id": 555, "text": f"/start {token}"})
+            greeting = _until(lambda: client.get("/_emu/chats/555/messages").json()["result"], 30, "no greeting")
+            assert "张大山" in greeting[0]["text"]
+        run.send_signal(signal.SIGTERM)
+        _, stderr = run.communicate(timeout=60)
+        assert run.returncode == 0, stderr[-2000:]
+        # The embedded Redis went with it: nothing is left listening for this data directory.
+        leftovers = subprocess.run(["pgrep", "-f", str(tmp_path / "data" / "redis")], capture_output=True, text=True)
+        assert leftovers.stdout.strip() == ""
+    finally:
+        if run.poll() is None:
+            run.kill()
+        emulator.terminate()
+        emulator.wait(10)
