@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from functools import partial
 from typing import Any
 
 from aiogram import Bot, Dispatcher, Router
@@ -16,7 +15,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import TelegramAPIError, TelegramRetryAfter
+from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import (
@@ -30,8 +29,15 @@ from aiogram.types import (
 )
 from pydantic import ValidationError
 
-from bot.conversation import Conversation, Incoming, Outcome
-from bot.face import ALLOWED_UPDATES, LimiterPort, command_menu, send_reply
+from bot.conversation import Conversation
+from bot.face import (
+    ALLOWED_UPDATES,
+    LimiterPort,
+    ReplySender,
+    command_menu,
+    incoming_from_callback,
+    incoming_from_message,
+)
 from bot.webhook import UpdateRejected, serve_webhook
 from config.settings import Settings
 
@@ -58,10 +64,6 @@ class SharedLimit(BaseRequestMiddleware):
         return await make_request(bot, method)
 
 
-def _retry_after(exc: Exception) -> float | None:
-    return float(exc.retry_after) if isinstance(exc, TelegramRetryAfter) else None
-
-
 def make_bot(token: str, api_url: str, limiter: LimiterPort | None = None) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(api_url))
     if limiter is not None:
@@ -77,45 +79,14 @@ def _markup(data: dict[str, Any] | None) -> InlineKeyboardMarkup | ReplyKeyboard
     return ReplyKeyboardMarkup.model_validate(data)
 
 
-def incoming_from_message(update_id: int, message: Message) -> Incoming:
-    user = message.from_user
-    location = (message.location.latitude, message.location.longitude) if message.location else None
-    return Incoming(
-        update_id=update_id,
-        chat_id=message.chat.id,
-        chat_type=message.chat.type,
-        user_id=user.id if user else None,
-        language_code=user.language_code if user else None,
-        text=message.text or message.caption,
-        message_id=message.message_id,
-        voice=message.voice is not None,
-        location=location,
-        migrate_to_chat_id=message.migrate_to_chat_id,
-    )
-
-
-def incoming_from_callback(update_id: int, query: CallbackQuery) -> Incoming:
-    chat = query.message.chat if query.message else None
-    return Incoming(
-        update_id=update_id,
-        chat_id=chat.id if chat else query.from_user.id,
-        chat_type=chat.type if chat else "private",
-        user_id=query.from_user.id,
-        language_code=query.from_user.language_code,
-        callback_id=query.id,
-        callback_data=query.data,
-        message_id=query.message.message_id if query.message else None,
-    )
-
-
-class AiogramFace:
+class AiogramFace(ReplySender):
     """Wires a Conversation into an aiogram Dispatcher (polling or webhook)."""
 
     def __init__(self, conversation: Conversation, bot: Bot) -> None:
+        super().__init__()
         self.conversation = conversation
         self.bot = bot
         self.dispatcher = Dispatcher()
-        self._sending: set[asyncio.Task[None]] = set()
         router = Router(name="yihu")
         router.message.register(self.on_message)
         router.callback_query.register(self.on_callback)
@@ -125,38 +96,22 @@ class AiogramFace:
         update_id = event_update.update_id if event_update is not None else message.message_id
         incoming = incoming_from_message(update_id, message)
         outcome = await asyncio.to_thread(self.conversation.handle, incoming)
-        self._send_later(incoming.chat_id, outcome, None)
+        self.send_later(incoming.chat_id, outcome, None)
 
     async def on_callback(self, query: CallbackQuery, event_update: Any = None) -> None:
         update_id = event_update.update_id if event_update is not None else 0
         incoming = incoming_from_callback(update_id, query)
         outcome = await asyncio.to_thread(self.conversation.handle, incoming)
-        self._send_later(incoming.chat_id, outcome, query.id)
+        self.send_later(incoming.chat_id, outcome, query.id)
 
-    def _send_later(self, chat_id: int, outcome: Outcome, callback_id: str | None) -> None:
-        # Persisting is done: replies go out in the background so the next update is not held up
-        # by a chat's rate limit.
-        task = asyncio.create_task(self._send(chat_id, outcome, callback_id))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+    async def answer_callback(self, callback_id: str, text: str | None, alert: bool) -> None:
+        await self.bot.answer_callback_query(callback_id, text=text, show_alert=alert)
 
-    async def _send(self, chat_id: int, outcome: Outcome, callback_id: str | None) -> None:
-        if callback_id is not None and not outcome.duplicate:
-            with contextlib.suppress(TelegramAPIError):
-                await self.bot.answer_callback_query(
-                    callback_id, text=outcome.callback_answer, show_alert=outcome.callback_alert
-                )
-        for reply in outcome.replies:
-            await send_reply(
-                partial(self.bot.send_message, chat_id, reply.text, reply_markup=_markup(reply.reply_markup)),
-                _retry_after,
-                chat_id,
-            )
+    async def send_text(self, chat_id: int, text: str, reply_markup: dict[str, Any] | None) -> None:
+        await self.bot.send_message(chat_id, text, reply_markup=_markup(reply_markup))
 
-    async def drain(self, timeout: float = 10.0) -> None:
-        """Wait for replies still being sent (graceful stop)."""
-        if self._sending:
-            await asyncio.wait(set(self._sending), timeout=timeout)
+    def retry_after(self, exc: Exception) -> float | None:
+        return float(exc.retry_after) if isinstance(exc, TelegramRetryAfter) else None
 
     async def set_commands(self) -> None:
         for language, commands in command_menu(self.conversation.ports.settings.language).items():

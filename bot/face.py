@@ -6,8 +6,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Protocol
+from functools import partial
+from typing import Any, Protocol
 
+from bot.conversation import Incoming, Outcome
 from bot.texts import plain
 from config.settings import LANGUAGES, Language
 
@@ -53,3 +55,77 @@ async def send_reply(
                 log.warning("reply to chat %s failed: %s", chat_id, exc)
                 return
             await asyncio.sleep(wait)
+
+
+# -- what both faces do the same way -------------------------------------------------------------------
+# aiogram's and python-telegram-bot's objects carry the Bot API's field names, so one conversion serves
+# both (chat types are plain strings in aiogram and str-enums in PTB).
+
+
+def incoming_from_message(update_id: int, message: Any) -> Incoming:
+    user = message.from_user
+    location = (message.location.latitude, message.location.longitude) if message.location else None
+    return Incoming(
+        update_id=update_id,
+        chat_id=message.chat.id,
+        chat_type=str(message.chat.type),
+        user_id=user.id if user else None,
+        language_code=user.language_code if user else None,
+        text=message.text or message.caption,
+        message_id=message.message_id,
+        voice=message.voice is not None,
+        location=location,
+        migrate_to_chat_id=message.migrate_to_chat_id,
+    )
+
+
+def incoming_from_callback(update_id: int, query: Any) -> Incoming:
+    chat = query.message.chat if query.message else None
+    return Incoming(
+        update_id=update_id,
+        chat_id=chat.id if chat else query.from_user.id,
+        chat_type=str(chat.type) if chat else "private",
+        user_id=query.from_user.id,
+        language_code=query.from_user.language_code,
+        callback_id=query.id,
+        callback_data=query.data,
+        message_id=query.message.message_id if query.message else None,
+    )
+
+
+class ReplySender:
+    """Sends an :class:`Outcome` back after the update was persisted, in the background, so the next
+    update is never held up by one chat's rate limit; ``drain`` waits for them on a graceful stop."""
+
+    def __init__(self) -> None:
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def answer_callback(self, callback_id: str, text: str | None, alert: bool) -> None:
+        raise NotImplementedError
+
+    async def send_text(self, chat_id: int, text: str, reply_markup: dict[str, Any] | None) -> None:
+        raise NotImplementedError
+
+    def retry_after(self, exc: Exception) -> float | None:
+        """Seconds Telegram asked to wait when ``exc`` is a 429, else None."""
+        raise NotImplementedError
+
+    def send_later(self, chat_id: int, outcome: Outcome, callback_id: str | None) -> None:
+        task = asyncio.create_task(self._send(chat_id, outcome, callback_id))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, chat_id: int, outcome: Outcome, callback_id: str | None) -> None:
+        if callback_id is not None and not outcome.duplicate:
+            try:
+                await self.answer_callback(callback_id, outcome.callback_answer, outcome.callback_alert)
+            except Exception as exc:  # an expired query: nothing to do, the press was recorded anyway
+                log.info("callback %s not answered: %s", callback_id, exc)
+        for reply in outcome.replies:
+            send = partial(self.send_text, chat_id, reply.text, reply.reply_markup)
+            await send_reply(send, self.retry_after, chat_id)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for replies still being sent (graceful stop)."""
+        if self._sending:
+            await asyncio.wait(set(self._sending), timeout=timeout)

@@ -13,16 +13,13 @@ import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
-from functools import partial
 from typing import Any
 
 from telegram import (
     BotCommand,
     BotCommandScopeDefault,
-    CallbackQuery,
     InlineKeyboardMarkup,
     KeyboardButton,
-    Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
@@ -38,8 +35,16 @@ from telegram.ext import (
     filters,
 )
 
-from bot.conversation import Conversation, Incoming, Outcome
-from bot.face import ALLOWED_UPDATES, LimiterPort, command_menu, seconds, send_reply
+from bot.conversation import Conversation, Incoming
+from bot.face import (
+    ALLOWED_UPDATES,
+    LimiterPort,
+    ReplySender,
+    command_menu,
+    incoming_from_callback,
+    incoming_from_message,
+    seconds,
+)
 from bot.webhook import UpdateRejected, serve_webhook
 from config.settings import Settings
 
@@ -101,37 +106,6 @@ def markup(data: dict[str, Any] | None) -> Markup | None:
     return ReplyKeyboardMarkup(rows, **options)
 
 
-def incoming_from_message(update_id: int, message: Message) -> Incoming:
-    user = message.from_user
-    location = (message.location.latitude, message.location.longitude) if message.location else None
-    return Incoming(
-        update_id=update_id,
-        chat_id=message.chat.id,
-        chat_type=str(message.chat.type),
-        user_id=user.id if user else None,
-        language_code=user.language_code if user else None,
-        text=message.text or message.caption,
-        message_id=message.message_id,
-        voice=message.voice is not None,
-        location=location,
-        migrate_to_chat_id=message.migrate_to_chat_id,
-    )
-
-
-def incoming_from_callback(update_id: int, query: CallbackQuery) -> Incoming:
-    chat = query.message.chat if query.message else None
-    return Incoming(
-        update_id=update_id,
-        chat_id=chat.id if chat else query.from_user.id,
-        chat_type=str(chat.type) if chat else "private",
-        user_id=query.from_user.id,
-        language_code=query.from_user.language_code,
-        callback_id=query.id,
-        callback_data=query.data,
-        message_id=query.message.message_id if query.message else None,
-    )
-
-
 def incoming_from_update(update: Update) -> Incoming | None:
     """The conversation's view of a PTB update; None for updates the conversation does not handle."""
     if update.message is not None:
@@ -141,14 +115,11 @@ def incoming_from_update(update: Update) -> Incoming | None:
     return None
 
 
-def _retry_after(exc: Exception) -> float | None:
-    return seconds(exc.retry_after) if isinstance(exc, RetryAfter) else None
-
-
-class PtbFace:
+class PtbFace(ReplySender):
     """Wires a Conversation into a python-telegram-bot ``Application`` (long polling or webhook)."""
 
     def __init__(self, conversation: Conversation, token: str, api_url: str, limiter: LimiterPort | None) -> None:
+        super().__init__()
         self.conversation = conversation
         builder = (
             Application.builder()
@@ -163,7 +134,6 @@ class PtbFace:
         # New messages only (not edits or channel posts): exactly what the aiogram face's message router gets.
         self.application.add_handler(MessageHandler(filters.UpdateType.MESSAGE, self.on_message))
         self.application.add_handler(CallbackQueryHandler(self.on_callback))
-        self._sending: set[asyncio.Task[None]] = set()
         self._opened = False
 
     @property
@@ -189,7 +159,7 @@ class PtbFace:
                 raise
             failures.append(exc)
             return
-        self._send_later(incoming.chat_id, outcome, callback_id)
+        self.send_later(incoming.chat_id, outcome, callback_id)
 
     async def process(self, update: Update) -> None:
         """Handle one update through the Application; returns once it is persisted, raises if it was not."""
@@ -203,34 +173,16 @@ class PtbFace:
             raise failures[0]
 
     # -- replies -------------------------------------------------------------------------------------
-    def _send_later(self, chat_id: int, outcome: Outcome, callback_id: str | None) -> None:
-        # Persisting is done: replies go out in the background so the next update is not held up
-        # by a chat's rate limit.
-        task = asyncio.create_task(self._send(chat_id, outcome, callback_id))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+    async def answer_callback(self, callback_id: str, text: str | None, alert: bool) -> None:
+        await self.application.bot.answer_callback_query(callback_id, text=text, show_alert=alert)
 
-    async def _send(self, chat_id: int, outcome: Outcome, callback_id: str | None) -> None:
-        bot = self.application.bot
-        if callback_id is not None and not outcome.duplicate:
-            with contextlib.suppress(TelegramError):
-                await bot.answer_callback_query(
-                    callback_id, text=outcome.callback_answer, show_alert=outcome.callback_alert
-                )
-        for reply in outcome.replies:
-            await send_reply(
-                partial(
-                    bot.send_message, chat_id, reply.text, parse_mode=ParseMode.HTML,
-                    reply_markup=markup(reply.reply_markup),
-                ),
-                _retry_after,
-                chat_id,
-            )
+    async def send_text(self, chat_id: int, text: str, reply_markup: dict[str, Any] | None) -> None:
+        await self.application.bot.send_message(
+            chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup(reply_markup)
+        )
 
-    async def drain(self, timeout: float = 10.0) -> None:
-        """Wait for replies still being sent (graceful stop)."""
-        if self._sending:
-            await asyncio.wait(set(self._sending), timeout=timeout)
+    def retry_after(self, exc: Exception) -> float | None:
+        return seconds(exc.retry_after) if isinstance(exc, RetryAfter) else None
 
     # -- lifecycle -----------------------------------------------------------------------------------
     async def set_commands(self) -> None:
