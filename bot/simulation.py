@@ -214,6 +214,18 @@ class Village:
         result: list[dict[str, Any]] = await self.client.wait_for_messages(chat_id, count, timeout)
         return result
 
+    async def wait_for_text(self, key_or_chat: str | int, needle: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The first message of that chat whose text contains ``needle``, waiting for it to arrive."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            for message in await self.messages(key_or_chat):
+                if needle in (message.get("text") or ""):
+                    return message
+            if asyncio.get_running_loop().time() > deadline:
+                texts = [m.get("text") for m in await self.messages(key_or_chat)]
+                raise TimeoutError(f"no message with {needle!r} in {key_or_chat} after {timeout:.0f} s: {texts!r}")
+            await asyncio.sleep(0.05)
+
     async def link(self, *keys: str) -> None:
         """Each member opens their invite link (``/start <token>``) and gets the greeting."""
         before = {key: len(await self.messages(key)) for key in keys}

@@ -133,5 +133,5 @@ async def _staff_commands(village: Village) -> None:
     await village.say("w1", "/resolve 1 已处理完毕")
     await village.wait("w1", 3)
     assert incident(village).status == "resolved"
-    closing = (await village.wait("g1m5", 3, timeout=15))[-1]
-    assert "#1" in closing["text"] and "已处理完毕" in closing["text"]
+    closing = await village.wait_for_text("g1m5", "已处理完毕", timeout=15)
+    assert "#1" in closing["text"]

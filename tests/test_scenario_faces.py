@@ -56,8 +56,8 @@ async def test_whole_scenario(tmp_path: Path, redis_url: str, framework: str, we
         await v.press("w1", v.user_ids["w1"], escalation, ack)
         await v.say("w1", "/resolve 1 已扑灭")
         await v.wait("w1", 3)
-        closing = (await v.wait("g1m5", 5, timeout=15))[-1]
-        assert "已扑灭" in closing["text"]
+        closing = await v.wait_for_text("g1m5", "已扑灭", timeout=15)
+        assert "#1" in closing["text"]
         await asyncio.sleep(0.5)
         with v.session() as session:
             incident = session.exec(select(Incident)).one()
