@@ -1,5 +1,5 @@
 """Delivery: rate-limited, prioritised, retried sending; escalation timers; the outbox sweeper.
 
-Never imports aiogram (its import costs ~165 MB per process): sending goes through
-python-telegram-bot's light ``telegram.Bot``.
+Never imports aiogram (its import costs ~165 MB per process) nor any Telegram library: the renderer
+yields ready Bot API calls and :mod:`workers.sender` posts them with a plain ``httpx.Client``.
 """

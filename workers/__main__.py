@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
+import os
+import sys
 
-from config.settings import MissingSetting, get_settings
-from workers.process import run_worker
+# Below the bot face: at start the face's imports (aiogram: seconds of CPU) compete with the workers' on
+# a small machine, and serving users comes first; under load the face persists the SOS the workers
+# then deliver. Set before the heavy imports below.
+NICE = 5
+os.nice(NICE)
+
+# httpx imports its command-line client (rich, pygments, click: ~3 MB per process) whenever those happen
+# to be installed (the yihu CLI brings them); a worker never runs it, and httpx falls back on ImportError.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+
+from config.settings import MissingSetting, get_settings  # noqa: E402
+from workers.process import run_worker  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,11 +33,11 @@ from sqlmodel import Session, col
 
 from bot.outgoing import Outgoing
 from groups.db import session_scope
-from groups.model import DeliveryStatus, Member, Notification, utcnow
+from groups.model import DeliveryStatus, Member, Notification, Priority, utcnow
 from workers import context as context_module
 from workers.context import Context
 from workers.errors import BadRequest, ChatMigrated, NotReady, RetryLater, SendError, Unreachable
-from workers.queues import current_queue, enqueue_notifications, enqueue_retry
+from workers.queues import current_queue, enqueue_notifications, enqueue_retry, route
 
 log = logging.getLogger(__name__)
 
@@ -134,15 +134,7 @@ def claim(engine: Engine, notification_id: int, now: datetime | None = None) -> 
 def _finish(engine: Engine, held: Claim, **values: Any) -> bool:
     """Record an outcome for a row this worker still holds; False if the claim was lost meanwhile."""
     with engine.begin() as connection:
-        result = connection.execute(
-            update(Notification)
-            .where(
-                col(Notification.id) == held.id,
-                col(Notification.status) == DeliveryStatus.sending,
-                col(Notification.attempts) == held.attempts,
-            )
-            .values(**values)
-        )
+        result = connection.execute(_finished(held).values(**values))
     if result.rowcount != 1:
         log.warning("%s: claim lost before its outcome was recorded (%s)", held.label, values.get("status"))
         return False
@@ -162,7 +154,13 @@ def _release(ctx: Context, held: Claim, delay_s: float, *, count_attempt: bool, 
     if error is not None:
         values["last_error"] = error[:1000]
     if _finish(ctx.engine, held, **values):
-        enqueue_retry(ctx.redis, held.id, held.priority, delay_s, queue_name_=current_queue())
+        queue = current_queue()
+        if queue is None and held.priority == Priority.urgent:
+            try:
+                queue = route(ctx.engine, [held.id]).get(held.id)
+            except Exception:  # the priority's first queue will do
+                log.exception("%s: could not route the retry", held.label)
+        enqueue_retry(ctx.redis, held.id, held.priority, delay_s, queue_name_=queue)
 
 
 def _mark_sent(ctx: Context, held: Claim, result: dict[str, Any] | None) -> None:
@@ -176,29 +174,45 @@ def _mark_sent(ctx: Context, held: Claim, result: dict[str, Any] | None) -> None
         log.warning("%s: sent after a lost lease; counted as a possible duplicate", held.label)
 
 
+def _finished(held: Claim) -> Any:
+    """The conditional UPDATE that records an outcome only while this worker still holds the row."""
+    return update(Notification).where(
+        col(Notification.id) == held.id,
+        col(Notification.status) == DeliveryStatus.sending,
+        col(Notification.attempts) == held.attempts,
+    )
+
+
 def _mark_unreachable(ctx: Context, held: Claim, error: str) -> None:
+    """403: the row, the member's ``unreachable_at`` and the core's note to the head, in ONE transaction,
+    so neither a crash nor an observer between the steps sees the 403 without the head's note owed."""
     now = utcnow()
-    if not _finish(ctx.engine, held, status=DeliveryStatus.unreachable, last_error=error[:1000]):
-        return
-    log.info("%s: recipient unreachable (%s)", held.label, error)
-    if held.recipient_id is not None:
-        with ctx.engine.begin() as connection:
-            connection.execute(
+    try:
+        from groups.alerts import note_unreachable  # noqa: PLC0415  (tolerate a core without the hook)
+    except ImportError:
+        note_unreachable = None  # type: ignore[assignment]
+        log.warning("%s: groups.alerts.note_unreachable is not available; the head is not told", held.label)
+    new_ids: list[int] = []
+    with session_scope(ctx.engine) as session:
+        result = session.exec(
+            _finished(held).values(status=DeliveryStatus.unreachable, last_error=error[:1000], claimed_at=None)
+        )
+        if result.rowcount != 1:
+            log.warning("%s: claim lost before its outcome was recorded (unreachable)", held.label)
+            return
+        log.info("%s: recipient unreachable (%s)", held.label, error)
+        if held.recipient_id is not None:
+            session.exec(
                 update(Member)
                 .where(col(Member.id) == held.recipient_id, col(Member.unreachable_at).is_(None))
                 .values(unreachable_at=now)
             )
-    try:
-        from groups.alerts import note_unreachable  # noqa: PLC0415  (tolerate a core without the hook)
-    except ImportError:
-        log.warning("%s: groups.alerts.note_unreachable is not available; the head is not told", held.label)
-        return
-    try:
-        with session_scope(ctx.engine) as session:
-            new_ids: list[int] = list(note_unreachable(session, held.id, now))
-    except Exception:
-        log.exception("%s: note_unreachable failed", held.label)
-        return
+        if note_unreachable is not None:
+            try:
+                with session.begin_nested():  # a failing hook must not undo the 403 itself
+                    new_ids = list(note_unreachable(session, held.id, now))
+            except Exception:
+                log.exception("%s: note_unreachable failed", held.label)
     if new_ids:
         enqueue_notifications(ctx.redis, new_ids, engine=ctx.engine)
 

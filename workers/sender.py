@@ -1,24 +1,18 @@
-"""Send one Bot API call synchronously, through python-telegram-bot's light ``telegram.Bot``.
+"""Send one Bot API call synchronously: a plain ``httpx.Client`` posting the renderer's ready JSON.
 
-RQ jobs are synchronous; rather than ``asyncio.run`` per job (a new loop and a new connection pool each
-time), a :class:`Sender` keeps one event loop in a background thread and one ``telegram.Bot`` (one HTTP
-connection pool) per worker process.
+The renderer already yields Bot API methods and parameters as plain data, so a worker needs no Telegram
+library at all: one ``POST {api_url}/bot{token}/{method}`` with a JSON body, and Telegram's answer
+(``{"ok": false, "error_code", "description", "parameters"}``) sorted into :mod:`workers.errors`.
+DESIGN.md first named python-telegram-bot's ``telegram.Bot`` here; measured (bench/cost.py), its
+import and its event-loop thread cost a worker ~6 MB of an 80 MB budget and bought nothing the raw call
+does not do. One ``httpx.Client`` (one connection pool, thread-safe) per worker process.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextlib
-import threading
-import warnings
-from datetime import timedelta
 from typing import Any
 
-import telegram
-from telegram import error as tg_error
-from telegram.request import HTTPXRequest
-from telegram.warnings import PTBUserWarning
+import httpx
 
 from bot.outgoing import Outgoing
 from workers.errors import BadRequest, ChatMigrated, RetryLater, SendError, Unreachable
@@ -26,81 +20,45 @@ from workers.errors import BadRequest, ChatMigrated, RetryLater, SendError, Unre
 NETWORK_RETRY_HINT_S = 1.0
 
 
-class RawBot(telegram.Bot):
-    """A ``telegram.Bot`` for raw calls: ``do_api_request`` warns "use Bot.send_message instead" for
-    methods PTB knows, but the renderer hands us ready Bot API dicts on purpose."""
-
-    __slots__ = ()
-
-    @classmethod
-    def _warn(
-        cls, message: str | PTBUserWarning, category: type[Warning] = PTBUserWarning, stacklevel: int = 0
-    ) -> None:
-        if str(message).startswith("Please use 'Bot."):
-            return
-        warnings.warn(message=message, category=category, stacklevel=stacklevel + 2)
-
-
 class Sender:
-    """One ``telegram.Bot`` on a persistent event loop; :meth:`send` is blocking and thread-safe."""
+    """One HTTP connection pool to the Bot API; :meth:`send` is blocking and thread-safe."""
 
     def __init__(self, token: str, api_url: str = "https://api.telegram.org", *, timeout_s: float = 10.0) -> None:
-        api_url = api_url.rstrip("/")
         self.timeout_s = timeout_s
-        request = HTTPXRequest(
-            connection_pool_size=8,
-            connect_timeout=5.0,
-            read_timeout=timeout_s,
-            write_timeout=timeout_s,
-            pool_timeout=5.0,
+        self._base = f"{api_url.rstrip('/')}/bot{token}/"
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout_s, connect=5.0, pool=5.0),
+            limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
         )
-        self.bot = RawBot(
-            token, base_url=f"{api_url}/bot", base_file_url=f"{api_url}/file/bot", request=request
-        )
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="yihu-sender", daemon=True)
-        self._thread.start()
         self._closed = False
 
-    def _run(self, coro: Any) -> Any:
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        try:
-            return future.result(timeout=self.timeout_s * 2 + 10)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise RetryLater(NETWORK_RETRY_HINT_S, "send timed out") from None
-
-    async def _call(self, method: str, params: dict[str, Any]) -> Any:
-        return await self.bot.do_api_request(method, api_kwargs=params)
-
     def call(self, method: str, params: dict[str, Any]) -> Any:
-        """One raw Bot API call; Telegram's refusals come out as :mod:`workers.errors` exceptions.
+        """One raw Bot API call; returns its ``result``. Telegram's refusals come out as exceptions.
 
         Raises:
             Unreachable: 403.
             RetryLater: 429 (``flood=True``, Telegram's ``retry_after``), or a network error / 5xx.
-            ChatMigrated: the group became a supergroup.
+            ChatMigrated: the group became a supergroup (``migrate_to_chat_id``).
             BadRequest: 400 and other permanent refusals (401/404/409 too: retrying will not help).
+            SendError: anything else Telegram refused.
         """
         if self._closed:
             raise RuntimeError("sender is closed")
         try:
-            return self._run(self._call(method, params))
-        except tg_error.RetryAfter as exc:
-            raise RetryLater(_seconds(exc.retry_after), str(exc), flood=True) from exc
-        except tg_error.ChatMigrated as exc:
-            raise ChatMigrated(int(exc.new_chat_id)) from exc
-        except tg_error.Forbidden as exc:
-            raise Unreachable(str(exc)) from exc
-        except tg_error.BadRequest as exc:
-            raise BadRequest(str(exc)) from exc
-        except (tg_error.InvalidToken, tg_error.Conflict) as exc:
-            raise BadRequest(str(exc)) from exc
-        except (tg_error.TimedOut, tg_error.NetworkError) as exc:
-            # NetworkError also covers 5xx answers.
-            raise RetryLater(NETWORK_RETRY_HINT_S, str(exc)) from exc
-        except tg_error.TelegramError as exc:
-            raise SendError(str(exc)) from exc
+            response = self._client.post(self._base + method, json=params)
+        except httpx.HTTPError as exc:  # timeouts, refused connections, broken streams
+            raise RetryLater(NETWORK_RETRY_HINT_S, f"{type(exc).__name__}: {exc}") from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            if response.status_code >= 500:
+                raise RetryLater(NETWORK_RETRY_HINT_S, f"{response.status_code} {response.reason_phrase}")
+            raise SendError(f"{response.status_code}: not a Bot API answer")
+        if body.get("ok"):
+            return body.get("result")
+        raise _refusal(int(body.get("error_code") or response.status_code), body)
 
     def send(self, outgoing: Outgoing) -> dict[str, Any]:
         """Perform ``outgoing``; the API's result (a Message as a dict; ``{}`` when it answers ``true``)."""
@@ -108,16 +66,26 @@ class Sender:
         return result if isinstance(result, dict) else {}
 
     def close(self) -> None:
-        """Close the HTTP pool and stop the loop thread."""
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(Exception):  # closing is best effort
-            asyncio.run_coroutine_threadsafe(self.bot.shutdown(), self._loop).result(timeout=5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
+        """Close the connection pool."""
+        if not self._closed:
+            self._closed = True
+            self._client.close()
 
 
-def _seconds(value: float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+def _refusal(code: int, body: dict[str, Any]) -> SendError:
+    description = str(body.get("description") or f"error {code}")
+    parameters = body.get("parameters") or {}
+    if code == 429:
+        retry_after = parameters.get("retry_after")
+        seconds = float(retry_after) if isinstance(retry_after, int | float) else NETWORK_RETRY_HINT_S
+        return RetryLater(seconds, description, flood=True)
+    migrated = parameters.get("migrate_to_chat_id")
+    if isinstance(migrated, int):
+        return ChatMigrated(migrated)
+    if code == 403:
+        return Unreachable(description)
+    if code in (400, 401, 404, 409):
+        return BadRequest(description)
+    if code >= 500:
+        return RetryLater(NETWORK_RETRY_HINT_S, description)
+    return SendError(description)

@@ -1,0 +1,343 @@
+"""What the benches share: a threaded Bot API emulator, a generated village, `yihu` processes, /proc.
+
+Not a bench itself. Every address is loopback; every process a bench starts, it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlmodel import select
+
+from bot.emulator.server import RunningEmulator, start_emulator
+from groups.db import get_engine, session_scope, upgrade
+from groups.model import HouseholdGroup, Member, utcnow
+from groups.onboarding import bind_group, link_member
+from groups.roster import import_roster, parse_roster
+
+T = TypeVar("T")
+SEND_METHODS = frozenset({"sendmessage", "editmessagetext", "copymessage", "sendlocation", "sendvoice"})
+VENV_BIN = Path(sys.executable).parent
+
+
+class ThreadedEmulator:
+    """The Bot API emulator on its own event loop in a background thread of the bench process."""
+
+    def __init__(self, **config: Any) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="emulator", daemon=True)
+        self.thread.start()
+        self.running: RunningEmulator = asyncio.run_coroutine_threadsafe(
+            start_emulator(**config), self.loop
+        ).result(10)
+        self.emulator = self.running.emulator
+        self.url = self.running.url
+        self.token = self.running.token
+
+    def do(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` on the emulator's loop (its state is not thread-safe) and return its result."""
+
+        async def call() -> T:
+            return fn(*args, **kwargs)
+
+        return asyncio.run_coroutine_threadsafe(call(), self.loop).result(30)
+
+    def calls(self, start: int = 0) -> list[tuple[float, str, bool, int | None, int | None]]:
+        """Bot API calls from index ``start`` as (time, method, ok, error code, chat id), without deep copies."""
+
+        def read() -> list[tuple[float, str, bool, int | None, int | None]]:
+            out = []
+            for call in self.emulator.calls[start:]:
+                chat = call["params"].get("chat_id") if isinstance(call["params"], dict) else None
+                out.append((
+                    float(call["time"]), str(call["method"]).lower(), bool(call["ok"]), call["error_code"],
+                    int(chat) if chat is not None and str(chat).lstrip("-").isdigit() else None,
+                ))
+            return out
+
+        return self.do(read)
+
+    def poll_generation(self) -> int:
+        """How many getUpdates the bot has started (a new one = serving)."""
+        return int(self.do(lambda: self.emulator.bot(self.token).poll_generation))
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.running.stop(), self.loop).result(10)
+        asyncio.run_coroutine_threadsafe(self.emulator.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def roster_yaml(groups: int, members: int = 10) -> str:
+    """``groups`` groups of ``members`` one-person households (head ``g<N>m0``) in one grid. The
+    escalation ladder is set an hour out so no escalation DM mixes into the figures."""
+    lines = [
+        "grids:", "  - code: b1", "    name: bench", "    workers: [w1]", "    police: [p1]",
+        "    escalation: {head_ack_s: 3600, worker_ack_s: 3600}", "    groups:",
+    ]
+    for g in range(groups):
+        lines += [f"      - code: g{g}", f"        name: group {g}", f"        head: g{g}m0", "        households:"]
+        for h in range(members):
+            member = f"              - {{key: g{g}m{h}, name: m{h}}}"
+            lines += [f"          - label: h{h}", "            members:", member]
+    lines += ["staff:", "  - {key: w1, name: w, role: grid_worker}", "  - {key: p1, name: p, role: police}"]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Village:
+    """A linked village: every member has a started Telegram user, every group a bound chat."""
+
+    database_url: str
+    users: dict[str, int] = field(default_factory=dict)  # member key -> Telegram user id
+    chats: dict[str, int] = field(default_factory=dict)  # group code -> chat id
+    groups: int = 0
+    members: int = 10
+
+    def reporter(self, g: int) -> int:
+        return self.users[f"g{g}m1"]
+
+    def expected(self, g: int) -> dict[int, int]:
+        """Chat id -> messages one SOS by ``g<g>m1`` owes: the confirmation, 9 DMs and the group post."""
+        owed = {self.users[f"g{g}m{h}"]: 1 for h in range(self.members)}
+        owed[self.chats[f"g{g}"]] = 1
+        return owed
+
+
+def build_village(
+    emu: ThreadedEmulator, directory: Path, groups: int, members: int = 10, database_url: str | None = None
+) -> Village:
+    """Roster imported, users created and started in the emulator (no update is left for the bot),
+    members linked and group chats bound directly in the database (SQLite in ``directory`` unless
+    ``database_url`` names an empty one)."""
+    url = database_url or f"sqlite:///{directory / 'yihu.db'}"
+    upgrade(url)
+    village = Village(url, groups=groups, members=members)
+    now = utcnow()
+    with session_scope(get_engine(url)) as session:
+        import_roster(session, parse_roster(roster_yaml(groups, members)))
+        session.flush()
+        for member in session.exec(select(Member).where(col_key_is_villager())).all():
+            user_id = int(emu.do(emu.emulator.create_user, member.name, language_code="zh")["id"])
+            village.users[member.key] = user_id
+            link_member(session, user_id, member.invite_token, "zh", now)
+        emu.do(lambda: emu.emulator.bot(emu.token).started.update(village.users.values()))
+        for group in session.exec(select(HouseholdGroup)).all():
+            members_of = [uid for key, uid in village.users.items() if key.startswith(f"{group.code}m")]
+            chat = int(emu.do(emu.emulator.create_group, group.name, members_of)["id"])
+            emu.do(emu.emulator.add_bot_to_group, chat)
+            bind_group(session, village.users[f"{group.code}m0"], chat, group.bind_code, now)
+            village.chats[group.code] = chat
+    return village
+
+
+def col_key_is_villager() -> Any:
+    """Members of households (the staff are left unlinked: the ladder is an hour out)."""
+    from sqlmodel import col  # noqa: PLC0415
+
+    return col(Member.household_id).is_not(None)
+
+
+def raise_sos(emu: ThreadedEmulator, village: Village, groups: Sequence[int]) -> float:
+    """Each group's reporter sends "6995" to the bot, all in one go; returns the wall time it started."""
+    started = time.time()
+
+    def send() -> None:
+        for g in groups:
+            emu.emulator.user_sends_text(village.reporter(g), "6995")
+
+    emu.do(send)
+    return started
+
+
+def yihu_env(
+    emu: ThreadedEmulator, directory: Path, database_url: str, redis_url: str | None, **extra: Any
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YIHU_")}
+    env.update({
+        "YIHU_BOT_TOKEN": emu.token,
+        "YIHU_TELEGRAM_API_URL": emu.url,
+        "YIHU_DATA_DIR": str(directory / "data"),
+        "YIHU_DATABASE_URL": database_url,
+        "YIHU_FRAMEWORK": "aiogram",
+    })
+    if redis_url:
+        env["YIHU_REDIS_URL"] = redis_url
+    env.update({f"YIHU_{k.upper()}": str(v) for k, v in extra.items()})
+    return env
+
+
+def start_yihu(command: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``yihu <command>`` as a child in its own process group, logging to ``log``."""
+    out = log.open("ab")
+    return subprocess.Popen(
+        [str(VENV_BIN / "yihu"), *command], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """SIGTERM (a graceful stop), then SIGKILL the whole group if it lingers."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def wait_serving(emu: ThreadedEmulator, generation: int, timeout: float = 60.0) -> float:
+    """Seconds until the bot starts a getUpdates beyond ``generation``."""
+    started = time.monotonic()
+    while emu.poll_generation() <= generation:
+        if time.monotonic() - started > timeout:
+            raise TimeoutError("the bot did not start serving")
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def wait_workers(redis_url: str, n: int, timeout: float = 60.0) -> None:
+    """Until ``n`` RQ workers are registered in Redis."""
+    import redis  # noqa: PLC0415
+    from rq import Worker  # noqa: PLC0415
+
+    connection = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + timeout
+    while Worker.count(connection=connection) < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {n} workers registered")
+        time.sleep(0.05)
+    connection.close()
+
+
+@dataclass
+class Arrivals:
+    """Successful sends per chat and the 429s, read from the emulator's call log."""
+
+    first: dict[int, float] = field(default_factory=dict)  # chat id -> time of its first message
+    count: dict[int, int] = field(default_factory=dict)
+    sends: int = 0
+    last: float = 0.0
+    too_many: int = 0
+    errors: int = 0
+
+
+def arrivals(emu: ThreadedEmulator, start: int = 0) -> Arrivals:
+    found = Arrivals()
+    for at, method, ok, code, chat in emu.calls(start):
+        if method not in SEND_METHODS:
+            continue
+        if not ok:
+            found.errors += 1
+            found.too_many += code == 429
+            continue
+        found.sends += 1
+        found.last = max(found.last, at)
+        if chat is not None:
+            found.first.setdefault(chat, at)
+            found.count[chat] = found.count.get(chat, 0) + 1
+    return found
+
+
+def wait_delivered(
+    emu: ThreadedEmulator, owed: dict[int, int], timeout: float, start: int = 0
+) -> Arrivals:
+    """Until every chat in ``owed`` got at least its count of messages (or ``timeout`` passes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = arrivals(emu, start)
+        if all(got.count.get(chat, 0) >= n for chat, n in owed.items()) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.25)
+
+
+# -- /proc ---------------------------------------------------------------------------------------------
+def children(pid: int) -> list[int]:
+    """Every descendant of ``pid``."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        kids = parents.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+    return int(match.group(1)) / 1024 if match else 0.0
+
+
+def describe(pid: int) -> str:
+    """A short name for a process of `yihu run`: bot, worker, redis."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    text = " ".join(part.decode(errors="replace") for part in cmd if part)
+    if "redis-server" in text:
+        return "redis-server"
+    if "-m workers" in text:
+        return "worker"
+    if "yihu" in text:
+        return "yihu run (bot face)"
+    return text[:40]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered), max(1, math.ceil(q * len(ordered)))) - 1]  # nearest rank
+
+
+@contextmanager
+def scratch_postgres(server_url: str) -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server at ``server_url`` (``postgresql://user@host:port``),
+    dropped afterwards; yields its URL."""
+    import sqlalchemy  # noqa: PLC0415
+
+    name = f"yihu_bench_{os.getpid()}"
+    admin = sqlalchemy.create_engine(
+        server_url.rstrip("/").replace("postgresql://", "postgresql+psycopg://", 1) + "/postgres",
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{server_url.rstrip('/')}/{name}"
+    finally:
+        from groups.db import dispose_engines  # noqa: PLC0415
+
+        dispose_engines()
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
