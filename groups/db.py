@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, event
 from sqlmodel import Session, create_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -73,6 +74,9 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 
 def alembic_config(url: str) -> Config:
+    # Alembic is imported only where migrations run: it costs ~12 MB in every worker otherwise.
+    from alembic.config import Config  # noqa: PLC0415
+
     script_location = resources.files("groups") / "migrations"
     config = Config()
     config.set_main_option("script_location", str(script_location))
@@ -82,6 +86,8 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str) -> None:
     """Apply every migration to the database at ``url`` (idempotent)."""
+    from alembic import command  # noqa: PLC0415
+
     engine = get_engine(url)
     config = alembic_config(url)
     with engine.begin() as connection:

@@ -60,6 +60,30 @@ def _exists(session: Session, dedupe_key: str) -> bool:
     return session.exec(query).first() is not None
 
 
+def _owe(session: Session, dedupe_key: str, now: datetime, *, flush: bool = True, **fields: Any) -> Notification:
+    """Add one outbox row (the caller checked ``dedupe_key`` is new); flushed unless the caller batches."""
+    row = Notification(dedupe_key=dedupe_key, created_at=now, next_attempt_at=now, **fields)
+    session.add(row)
+    if flush:
+        session.flush()
+    return row
+
+
+def _for_member(
+    incident: Incident | None, member: Member, purpose: Purpose, priority: Priority, payload: dict[str, Any], kind: str
+) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id(incident) if incident is not None else None,
+        "recipient_id": member_id(member),
+        "chat_id": member.telegram_user_id,
+        "purpose": purpose.value,
+        "priority": priority.value,
+        "kind": kind,
+        "payload": payload,
+        "status": DeliveryStatus.pending.value if can_be_told(member) else DeliveryStatus.unreachable.value,
+    }
+
+
 def notify_member(
     session: Session,
     incident: Incident | None,
@@ -74,22 +98,7 @@ def notify_member(
     """Owe ``member`` one message (None when that message is already owed under ``dedupe_key``)."""
     if _exists(session, dedupe_key):
         return None
-    row = Notification(
-        incident_id=incident_id(incident) if incident is not None else None,
-        recipient_id=member_id(member),
-        chat_id=member.telegram_user_id,
-        purpose=purpose.value,
-        priority=priority.value,
-        kind=kind,
-        payload=payload,
-        dedupe_key=dedupe_key,
-        status=DeliveryStatus.pending.value if can_be_told(member) else DeliveryStatus.unreachable.value,
-        created_at=now,
-        next_attempt_at=now,
-    )
-    session.add(row)
-    session.flush()
-    return row
+    return _owe(session, dedupe_key, now, **_for_member(incident, member, purpose, priority, payload, kind))
 
 
 def notify_chat(
@@ -107,22 +116,11 @@ def notify_chat(
     """Owe the group's bound chat one message."""
     if _exists(session, dedupe_key):
         return None
-    row = Notification(
-        incident_id=incident_id(incident),
-        group_id=group.id,
-        chat_id=chat_id,
-        purpose=purpose.value,
-        priority=priority.value,
-        kind=kind,
-        payload=payload,
-        dedupe_key=dedupe_key,
-        status=DeliveryStatus.pending.value,
-        created_at=now,
-        next_attempt_at=now,
+    return _owe(
+        session, dedupe_key, now,
+        incident_id=incident_id(incident), group_id=group.id, chat_id=chat_id, purpose=purpose.value,
+        priority=priority.value, kind=kind, payload=payload, status=DeliveryStatus.pending.value,
     )
-    session.add(row)
-    session.flush()
-    return row
 
 
 def pending_ids(rows: Iterable[Notification | None]) -> list[int]:
@@ -159,18 +157,21 @@ def tell_members(
     key_prefix: str,
     now: datetime,
 ) -> list[Notification]:
-    """Tell each member of the incident once: skip anyone already told by an alert or an escalation."""
+    """Tell each member of the incident once: skip anyone already told by an alert or an escalation.
+
+    One query for the keys already owed and one flush for all rows: an alert writes about eleven.
+    """
     already = told_member_ids(session, incident)
-    rows: list[Notification] = []
-    for member in members:
-        if member_id(member) in already:
-            continue
-        row = notify_member(
-            session, incident, member, purpose, priority, payload, f"{key_prefix}:{member_id(member)}", now
-        )
-        if row is not None:
-            rows.append(row)
-            already.add(member_id(member))
+    kind = "message"
+    wanted = {member_id(m): m for m in members if member_id(m) not in already}
+    keys = {mid: f"{key_prefix}:{mid}" for mid in wanted}
+    owed = set(session.exec(select(Notification.dedupe_key).where(col(Notification.dedupe_key).in_(keys.values()))))
+    rows = [
+        _owe(session, keys[mid], now, flush=False, **_for_member(incident, member, purpose, priority, payload, kind))
+        for mid, member in wanted.items()
+        if keys[mid] not in owed
+    ]
+    session.flush()
     return rows
 
 
