@@ -5,16 +5,14 @@ Not a bench itself. Every address is loopback; every process a bench starts, it 
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +20,8 @@ from typing import Any, TypeVar
 
 from sqlmodel import select
 
-from bot.emulator.server import RunningEmulator, start_emulator
+from bot.emulator.threaded import ThreadedEmulator
+from bot.simulation import village_yaml
 from groups.db import get_engine, session_scope, upgrade
 from groups.model import HouseholdGroup, Member, utcnow
 from groups.onboarding import bind_group, link_member
@@ -33,68 +32,10 @@ SEND_METHODS = frozenset({"sendmessage", "editmessagetext", "copymessage", "send
 VENV_BIN = Path(sys.executable).parent
 
 
-class ThreadedEmulator:
-    """The Bot API emulator on its own event loop in a background thread of the bench process."""
-
-    def __init__(self, **config: Any) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="emulator", daemon=True)
-        self.thread.start()
-        self.running: RunningEmulator = asyncio.run_coroutine_threadsafe(
-            start_emulator(**config), self.loop
-        ).result(10)
-        self.emulator = self.running.emulator
-        self.url = self.running.url
-        self.token = self.running.token
-
-    def do(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn`` on the emulator's loop (its state is not thread-safe) and return its result."""
-
-        async def call() -> T:
-            return fn(*args, **kwargs)
-
-        return asyncio.run_coroutine_threadsafe(call(), self.loop).result(30)
-
-    def calls(self, start: int = 0) -> list[tuple[float, str, bool, int | None, int | None]]:
-        """Bot API calls from index ``start`` as (time, method, ok, error code, chat id), without deep copies."""
-
-        def read() -> list[tuple[float, str, bool, int | None, int | None]]:
-            out = []
-            for call in self.emulator.calls[start:]:
-                chat = call["params"].get("chat_id") if isinstance(call["params"], dict) else None
-                out.append((
-                    float(call["time"]), str(call["method"]).lower(), bool(call["ok"]), call["error_code"],
-                    int(chat) if chat is not None and str(chat).lstrip("-").isdigit() else None,
-                ))
-            return out
-
-        return self.do(read)
-
-    def poll_generation(self) -> int:
-        """How many getUpdates the bot has started (a new one = serving)."""
-        return int(self.do(lambda: self.emulator.bot(self.token).poll_generation))
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.running.stop(), self.loop).result(10)
-        asyncio.run_coroutine_threadsafe(self.emulator.close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-
 def roster_yaml(groups: int, members: int = 10) -> str:
     """``groups`` groups of ``members`` one-person households (head ``g<N>m0``) in one grid. The
     escalation ladder is set an hour out so no escalation DM mixes into the figures."""
-    lines = [
-        "grids:", "  - code: b1", "    name: bench", "    workers: [w1]", "    police: [p1]",
-        "    escalation: {head_ack_s: 3600, worker_ack_s: 3600}", "    groups:",
-    ]
-    for g in range(groups):
-        lines += [f"      - code: g{g}", f"        name: group {g}", f"        head: g{g}m0", "        households:"]
-        for h in range(members):
-            member = f"              - {{key: g{g}m{h}, name: m{h}}}"
-            lines += [f"          - label: h{h}", "            members:", member]
-    lines += ["staff:", "  - {key: w1, name: w, role: grid_worker}", "  - {key: p1, name: p, role: police}"]
-    return "\n".join(lines) + "\n"
+    return village_yaml(groups, members, head_ack_s=3600, worker_ack_s=3600)
 
 
 @dataclass

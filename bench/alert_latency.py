@@ -18,22 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.simulation import Village
+from bot.simulation import Village, village_yaml
 from workers.embedded_redis import EmbeddedRedis
 
 GROUPS = 5  # rounds rotate over groups: a group chat takes at most 20 messages a minute
-
-
-def roster(groups: int = GROUPS, households: int = 10) -> str:
-    lines = ["grids:", "  - {code: v1, name: 测试网格, workers: [w1], police: [p1], groups: ["]
-    for g in range(1, groups + 1):
-        members = ", ".join(
-            f"{{label: {h}号户, members: [{{key: g{g}m{h}, name: 村民{g}-{h}}}]}}" for h in range(1, households + 1)
-        )
-        lines.append(f"      {{code: g{g}, name: 第{g}联防组, head: g{g}m1, households: [{members}]}},")
-    lines += ["    ]}", "staff:", "  - {key: w1, name: 王网格, role: grid_worker}",
-              "  - {key: p1, name: 赵警官, role: police}"]
-    return "\n".join(lines) + "\n"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -45,13 +33,13 @@ async def measure(rounds: int, workers: int, framework: str, warmup: int) -> Non
     confirm_ms: list[float] = []
     all_ms: list[float] = []
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp) / "redis", persist=False) as redis:
-        village = Village(Path(tmp), redis.url, roster(), workers=workers, framework=framework)
+        village = Village(Path(tmp), redis.url, village_yaml(GROUPS), workers=workers, framework=framework)
         async with village:
             await village.link(*village.user_ids)
-            chats = [await village.bind_group_chat(f"g{g}") for g in range(1, GROUPS + 1)]
+            chats = [await village.bind_group_chat(f"g{g}") for g in range(GROUPS)]
             for n in range(rounds + warmup):
                 g = n % GROUPS
-                chat, group = chats[g], village.group_member_keys(f"g{g + 1}")
+                chat, group = chats[g], village.group_member_keys(f"g{g}")
                 reporter = group[(n // GROUPS) % len(group)]
                 others = [k for k in group if k != reporter]
                 counts = {k: len(await village.messages(k)) for k in group}

@@ -33,6 +33,27 @@ def _free_port() -> int:
         return port
 
 
+def village_yaml(
+    groups: int, households: int = 10, *, head_ack_s: int = 120, worker_ack_s: int = 300, women_fed: bool = False
+) -> str:
+    """A generated roster: one grid ``v1`` (grid worker w1, police p1, optionally women's federation f1),
+    ``groups`` groups ``g0``… of ``households`` one-person households ``g<G>m<H>``, heads ``g<G>m0``."""
+    lines = [
+        "grids:", "  - code: v1", "    name: 生成网格", "    workers: [w1]", "    police: [p1]",
+        *(["    women_fed: [f1]"] if women_fed else []),
+        f"    escalation: {{head_ack_s: {head_ack_s}, worker_ack_s: {worker_ack_s}}}", "    groups:",
+    ]
+    for g in range(groups):
+        lines += [f"      - code: g{g}", f"        name: 第{g}联防组", f"        head: g{g}m0", "        households:"]
+        for h in range(households):
+            member = f"              - {{key: g{g}m{h}, name: 村民{g}-{h}}}"
+            lines += [f"          - label: {h}号户", "            members:", member]
+    lines += ["staff:", "  - {key: w1, name: 王网格, role: grid_worker}", "  - {key: p1, name: 赵警官, role: police}"]
+    if women_fed:
+        lines.append("  - {key: f1, name: 刘执委, role: women_fed}")
+    return "\n".join(lines) + "\n"
+
+
 def _natural(key: str) -> list[Any]:
     """g1m2 before g1m10."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]

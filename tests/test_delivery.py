@@ -7,10 +7,8 @@ alone; the real renderer has its own tests.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -21,7 +19,7 @@ from redis.retry import Retry
 from rq.registry import ScheduledJobRegistry
 from sqlmodel import Session, col, select
 
-from bot.emulator.server import RunningEmulator, start_emulator
+from bot.emulator.threaded import ThreadedEmulator
 from bot.outgoing import Outgoing, edit, message
 from config.settings import Settings
 from groups.db import get_engine, session_scope
@@ -35,40 +33,6 @@ from workers.sweeper import SweeperThread, sweep
 
 T = TypeVar("T")
 FINAL = (DeliveryStatus.sent, DeliveryStatus.failed, DeliveryStatus.unreachable)
-
-
-class ThreadedEmulator:
-    """The Bot API emulator on its own loop in a background thread; ``do`` runs a control call there."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.running: RunningEmulator = asyncio.run_coroutine_threadsafe(start_emulator(), self.loop).result(10)
-        self.emulator = self.running.emulator
-        self.url = self.running.url
-        self.token = self.running.token
-
-    def do(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        async def call() -> T:
-            return fn(*args, **kwargs)
-
-        return asyncio.run_coroutine_threadsafe(call(), self.loop).result(10)
-
-    def user(self, name: str = "User", *, started: bool = True) -> int:
-        user_id = int(self.do(self.emulator.create_user, name)["id"])
-        if started:
-            self.do(self.emulator.user_sends_text, user_id, "/start")
-        return user_id
-
-    def sent(self, method: str = "sendMessage") -> list[dict[str, Any]]:
-        return [c for c in self.do(self.emulator.call_log, method=method)]
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.running.stop(), self.loop).result(10)
-        asyncio.run_coroutine_threadsafe(self.emulator.close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 @pytest.fixture

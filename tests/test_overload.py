@@ -16,6 +16,7 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry
 from sqlmodel import Session, col, select
 
+from bot.simulation import village_yaml
 from config.settings import Settings
 from groups.alerts import raise_alert
 from groups.db import get_engine, session_scope
@@ -33,22 +34,7 @@ MEMBERS = 4  # per group: the head m0, the reporter m1, two neighbours
 
 def roster(groups: int) -> str:
     """``groups`` groups of one-person households in one grid, with private-case staff."""
-    lines = [
-        "grids:", "  - code: o1", "    name: overload", "    workers: [w1]", "    police: [p1]",
-        "    women_fed: [f1]", "    groups:",
-    ]
-    for g in range(groups):
-        lines += [f"      - code: g{g}", f"        name: group {g}", f"        head: g{g}m0", "        households:"]
-        for h in range(MEMBERS):
-            member = f"              - {{key: g{g}m{h}, name: m{h}}}"
-            lines += [f"          - label: h{h}", "            members:", member]
-    lines += [
-        "staff:",
-        "  - {key: w1, name: w, role: grid_worker}",
-        "  - {key: p1, name: p, role: police}",
-        "  - {key: f1, name: f, role: women_fed}",
-    ]
-    return "\n".join(lines) + "\n"
+    return village_yaml(groups, MEMBERS, women_fed=True)
 
 
 @pytest.fixture
