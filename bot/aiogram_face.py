@@ -37,13 +37,12 @@ from bot.face import (
     command_menu,
     incoming_from_callback,
     incoming_from_message,
+    pace,
 )
 from bot.webhook import UpdateRejected, serve_webhook
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
-
-_LIMITED_PREFIXES = ("send", "edit", "copy", "forward")
 
 
 class SharedLimit(BaseRequestMiddleware):
@@ -55,12 +54,7 @@ class SharedLimit(BaseRequestMiddleware):
     async def __call__(
         self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot, method: TelegramMethod[TelegramType]
     ) -> Response[TelegramType]:
-        name = type(method).__name__
-        chat_id = getattr(method, "chat_id", None)
-        if isinstance(chat_id, int) and name.lower().startswith(_LIMITED_PREFIXES):
-            wait = await asyncio.to_thread(self.limiter.reserve, chat_id)
-            if wait > 0:
-                await asyncio.sleep(wait)
+        await pace(self.limiter, type(method).__name__, getattr(method, "chat_id", None))
         return await make_request(bot, method)
 
 

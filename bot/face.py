@@ -28,6 +28,18 @@ class LimiterPort(Protocol):
     def reserve(self, chat_id: int, max_wait: float | None = None) -> float: ...
 
 
+# Bot API methods that put a message in a chat (edits count): these pass the shared limiter.
+LIMITED_METHOD_PREFIXES = ("send", "edit", "copy", "forward")
+
+
+async def pace(limiter: LimiterPort, method: str, chat_id: object) -> None:
+    """Wait for the shared limiter's slot before a message-sending call of either face."""
+    if isinstance(chat_id, int) and method.lower().startswith(LIMITED_METHOD_PREFIXES):
+        wait = await asyncio.to_thread(limiter.reserve, chat_id)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
 def command_menu(fallback: Language) -> dict[str, list[tuple[str, str]]]:
     """Per Telegram language code ('' = everyone else, in the fallback language): [(command, description)]."""
     menus: dict[str, list[tuple[str, str]]] = {

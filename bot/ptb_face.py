@@ -43,6 +43,7 @@ from bot.face import (
     command_menu,
     incoming_from_callback,
     incoming_from_message,
+    pace,
     seconds,
 )
 from bot.webhook import UpdateRejected, serve_webhook
@@ -50,7 +51,6 @@ from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_LIMITED_PREFIXES = ("send", "edit", "copy", "forward")
 _POLL_TIMEOUT = 10  # seconds a getUpdates long poll waits on the server
 _ATTEMPTS = 5  # a failing update (database down) is retried this often before it is skipped
 
@@ -82,11 +82,7 @@ class SharedRateLimiter(BaseRateLimiter[None]):
         data: dict[str, Any],
         rate_limit_args: None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
-        chat_id = data.get("chat_id")
-        if isinstance(chat_id, int) and endpoint.lower().startswith(_LIMITED_PREFIXES):
-            wait = await asyncio.to_thread(self.limiter.reserve, chat_id)
-            if wait > 0:
-                await asyncio.sleep(wait)
+        await pace(self.limiter, endpoint, data.get("chat_id"))
         return await callback(*args, **kwargs)
 
 
