@@ -213,6 +213,10 @@ def _render_edit(
         return None
     language = member_language(recipient, settings)
     confidential = bool((target.payload or {}).get("confidential"))
+    if facts.incident.private and not confidential:
+        # The reporter made a public alert private (家暴/儿童): what the group chat and the head saw is
+        # withdrawn, nothing of the case is shown there any more.
+        return edit(chat_id, target.telegram_message_id, t(language, "alert.withdrawn", id=facts.id))
     return edit(chat_id, target.telegram_message_id, facts.alert_text(language, settings, confidential),
                 facts.buttons())
 

@@ -205,10 +205,11 @@ def escalate_manual(
         incident.escalation_level = TOP_LEVEL
         incident.next_escalation_at = None
         session.add(incident)
-    add_event(session, incident, "escalated", now, actor=member, detail=_detail(target, reason))
-    return ManualEscalationResult(
-        incident_id_, target, len(rows), "escalated", Effects(notifications=pending_ids(rows))
-    )
+    word = (target or "").strip().lower()
+    add_event(session, incident, "escalated", now, actor=member, detail=_detail(word, reason))
+    pending = pending_ids(rows)
+    # ``target`` in the result is the role told (police, women_fed, child_director), for the renderer.
+    return ManualEscalationResult(incident_id_, role, len(pending), "escalated", Effects(notifications=pending))
 
 
 def _detail(target: str, reason: str | None) -> str:
