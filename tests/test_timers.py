@@ -69,3 +69,17 @@ def test_referral_reminders_are_queued_once_a_minute(sqlite_url: str, configured
     assert timers.remind_referrals(configured, now, force=True) == 0  # already reminded
     later = now + timedelta(days=2, hours=1)
     assert timers.remind_referrals(configured, later, force=True) == 1  # due date: remind again
+
+
+def test_the_sweeper_queues_due_referral_reminders(sqlite_url: str, configured: redis.Redis) -> None:
+    from workers.sweeper import SweeperThread  # noqa: PLC0415
+
+    village = build_village(sqlite_url)
+    now = utcnow()
+    with session_scope(village.engine) as session:
+        raised = alerts.raise_alert(session, village.uid("m2"), now)
+        referrals.refer(session, village.uid("w1"), raised.incident_id, "women", now, days=1)
+    sweeper = SweeperThread(village.engine, configured, interval_s=0.5)
+    sweeper.sweep_once()
+    queued = Queue(queue_name("bulk"), connection=configured).get_job_ids()
+    assert queued, "the due reminder was not queued"

@@ -8,7 +8,8 @@ worker SIGKILLed mid-job). Every ``sweep_interval_s`` one process (a short Redis
 - ``sending`` rows whose claim is older than the lease (:data:`workers.delivery.LEASE_S`): their worker
   died. ``deliver`` re-claims them and, if the re-send succeeds, counts a possible duplicate.
 
-The same pass re-arms escalation timers Redis lost (:func:`workers.timers.rearm_all`).
+The same pass re-arms escalation timers Redis lost (:func:`workers.timers.rearm_all`) and, once a
+minute, queues the referral reminders that are due (:func:`workers.timers.remind_referrals`).
 """
 
 from __future__ import annotations
@@ -115,7 +116,18 @@ class SweeperThread(threading.Thread):
             log.exception("sweeper: sweep failed; trying again in %.0f s", self.interval_s)
             return 0
         self.rearm_timers()
+        self.remind_referrals()
         return count
+
+    def remind_referrals(self) -> int:
+        """Referral reminders that are due (checked at most once a minute across processes)."""
+        try:
+            from workers.timers import remind_referrals  # noqa: PLC0415  (timers need the process context)
+
+            return remind_referrals(self.connection)
+        except Exception:
+            log.exception("sweeper: queueing referral reminders failed")
+            return 0
 
     def rearm_timers(self) -> int:
         """Escalation timers the database has and Redis lost, armed again; errors are logged."""
