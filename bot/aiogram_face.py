@@ -35,6 +35,7 @@ from bot.face import (
     LimiterPort,
     ReplySender,
     command_menu,
+    handle_with_retries,
     incoming_from_callback,
     incoming_from_message,
     pace,
@@ -89,13 +90,13 @@ class AiogramFace(ReplySender):
     async def on_message(self, message: Message, event_update: Any = None) -> None:
         update_id = event_update.update_id if event_update is not None else message.message_id
         incoming = incoming_from_message(update_id, message)
-        outcome = await asyncio.to_thread(self.conversation.handle, incoming)
+        outcome = await handle_with_retries(self.conversation, incoming)
         self.send_later(incoming.chat_id, outcome, None)
 
     async def on_callback(self, query: CallbackQuery, event_update: Any = None) -> None:
         update_id = event_update.update_id if event_update is not None else 0
         incoming = incoming_from_callback(update_id, query)
-        outcome = await asyncio.to_thread(self.conversation.handle, incoming)
+        outcome = await handle_with_retries(self.conversation, incoming)
         self.send_later(incoming.chat_id, outcome, query.id)
 
     async def answer_callback(self, callback_id: str, text: str | None, alert: bool) -> None:

@@ -153,7 +153,12 @@ class Conversation:
                     turn.outcome = Outcome()
                     self._refuse(turn, refusal)
         except IntegrityError:
-            # The same update raced in on another instance: it is handled there.
+            # The same update raced in on another instance: it is handled there. Any other conflict is
+            # a failure to report (the update is then delivered again), not a duplicate to drop.
+            with Session(self.ports.engine) as session:
+                if self._first_time(session, incoming):
+                    session.rollback()
+                    raise
             log.info("update %s already handled elsewhere", incoming.update_id)
             return Outcome(duplicate=True)
         self._after_commit(turn.effects)

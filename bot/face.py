@@ -9,13 +9,14 @@ from datetime import timedelta
 from functools import partial
 from typing import Any, Protocol
 
-from bot.conversation import Incoming, Outcome
+from bot.conversation import Conversation, Incoming, Outcome
 from bot.texts import plain
 from config.settings import LANGUAGES, Language
 
 log = logging.getLogger(__name__)
 
 REPLY_ATTEMPTS = 3
+HANDLE_ATTEMPTS = 5  # a failing update (database busy or down) is tried this often before it is given up
 
 # aiogram derives allowed_updates from its handlers; ask explicitly or button presses never arrive.
 ALLOWED_UPDATES: tuple[str, ...] = ("message", "callback_query", "my_chat_member")
@@ -141,3 +142,20 @@ class ReplySender:
         """Wait for replies still being sent (graceful stop)."""
         if self._sending:
             await asyncio.wait(set(self._sending), timeout=timeout)
+
+
+async def handle_with_retries(conversation: Conversation, incoming: Incoming) -> Outcome:
+    """Persist one update (in a thread: it is database work), trying again with backoff when the
+    system fails (a locked or unreachable database); raises the last error when every attempt failed,
+    so webhook mode answers 500 and Telegram delivers the update again."""
+    delay = 0.5
+    for attempt in range(1, HANDLE_ATTEMPTS + 1):
+        try:
+            return await asyncio.to_thread(conversation.handle, incoming)
+        except Exception:
+            if attempt == HANDLE_ATTEMPTS:
+                raise
+            log.exception("update %s failed (attempt %d of %d)", incoming.update_id, attempt, HANDLE_ATTEMPTS)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 8.0)
+    raise AssertionError("unreachable")

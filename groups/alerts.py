@@ -162,7 +162,12 @@ def raise_alert(
         session.add(reporter)
     recent = _recent_incident(session, reporter, now)
     if recent is not None:
-        return _join(session, recent, reporter, clean_text, location, now)
+        joined = _join(session, recent, reporter, clean_text, location, now)
+        if chosen.name not in ("general", recent.category) and not (recent.private and not chosen.private):
+            # "/sos 家暴 …" right after a bare 6995: the same incident, now of that category (and routed so).
+            changed = set_category(session, telegram_user_id, incident_id(recent), chosen.name, now)
+            joined.effects.extend(changed.effects)
+        return joined
     assert group.id is not None
     incident = Incident(
         group_id=group.id,

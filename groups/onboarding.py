@@ -80,7 +80,9 @@ def link_member(
 def _member_by_token(session: Session, token: str | None) -> Member:
     if not token or not TOKEN_RE.fullmatch(token):
         raise UserError("bad_token")
-    member = session.exec(select(Member).where(Member.invite_token == token)).first()
+    # FOR UPDATE: two Telegram users opening the same invite at once must not both get it (PostgreSQL;
+    # SQLite serializes writers anyway).
+    member = session.exec(select(Member).where(Member.invite_token == token).with_for_update()).first()
     if member is None or not member.active:
         raise UserError("bad_token")
     return member

@@ -396,3 +396,16 @@ def test_note_unreachable_marks_member_and_tells_head_once(village: Village) -> 
     with village.session() as s:
         assert rows(s, own.incident_id)[0].status == "pending"
         assert village.member(s, "m3").unreachable_at is None
+
+
+def test_a_repeat_sos_naming_a_category_applies_it_to_the_joined_incident(database_url: str) -> None:
+    village = build_village(database_url)
+    with village.session() as s:
+        first = alerts.raise_alert(s, village.uid("m2"), T0)
+        again = alerts.raise_alert(s, village.uid("m2"), T0 + timedelta(seconds=30), category="家暴", text="又打人了")
+        s.commit()
+        assert again.joined and again.incident_id == first.incident_id
+        current = incident(s, first.incident_id)
+        assert current.category == "violence" and current.private
+        told = {n.recipient_id for n in rows(s, first.incident_id) if n.purpose == "alert" and n.recipient_id}
+        assert village.ids["f1"] in told  # the women's federation officer is told of the violence

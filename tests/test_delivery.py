@@ -210,10 +210,15 @@ def test_5xx_is_retried_with_backoff_then_sent(emu: ThreadedEmulator, settings: 
 def test_network_errors_back_off_and_give_up(settings: Settings) -> None:
     dead = settings.model_copy(update={"telegram_api_url": f"http://127.0.0.1:{free_port()}"})
     context_module.configure(dead, renderer=render_payload)
-    (nid,) = add(settings, note(12345, attempts=7))
+    (nid,) = add(settings, note(12345, attempts=7, priority=Priority.updates))
     assert deliver(nid) == "retry"
     failed = row(settings, nid)
     assert failed.status == DeliveryStatus.failed and failed.attempts == 8 and failed.last_error
+    # An alert is not given up after eight: it keeps trying (a Telegram outage may last a while).
+    (alert,) = add(settings, note(12346, attempts=7, priority=Priority.urgent))
+    deliver(alert)
+    pending = row(settings, alert)
+    assert pending.status == DeliveryStatus.pending and pending.attempts == 8
 
 
 @both_databases

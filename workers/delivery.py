@@ -14,7 +14,7 @@ Outcomes:
   ``now + retry_after`` and is re-scheduled; a 429 is Telegram asking us to wait, not a failed attempt,
   so it does not count towards :data:`MAX_ATTEMPTS`.
 - network error / 5xx: back to ``pending`` with exponential backoff (1, 2, 4 … 60 s); ``failed`` after
-  :data:`MAX_ATTEMPTS` attempts.
+  :data:`MAX_ATTEMPTS` attempts (:data:`MAX_ATTEMPTS_URGENT` for alerts and escalations).
 - group migrated to a supergroup: the group's ``chat_id`` (and owed rows' ``chat_id``) updated, retried
   at once.
 - other 400s (chat not found …): ``failed`` with ``last_error``; "message is not modified": sent.
@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 
 LEASE_S = 30.0  # a 'sending' claim older than this belongs to a dead worker
 MAX_ATTEMPTS = 8
+# An alert or an escalation is never given up on a passing fault: at the 60 s backoff cap this keeps
+# trying for about three hours (a Telegram outage), long after staff see it pending in /case N.
+MAX_ATTEMPTS_URGENT = 200
+URGENT_PRIORITIES = frozenset({Priority.urgent.value, Priority.escalation.value})
 MAX_BACKOFF_S = 60.0
 MAX_LIMITER_WAIT_S = 1.5  # wait longer than this for a slot and the job re-schedules: a worker is never held long
 NOT_READY_DELAY_S = 1.0
@@ -238,7 +242,8 @@ def _migrate(ctx: Context, held: Claim, old_chat_id: int, new_chat_id: int) -> N
 
 
 def _transient(ctx: Context, held: Claim, error: str, hint_s: float = 0.0) -> None:
-    if held.attempts >= MAX_ATTEMPTS:
+    limit = MAX_ATTEMPTS_URGENT if held.priority in URGENT_PRIORITIES else MAX_ATTEMPTS
+    if held.attempts >= limit:
         log.error("%s: giving up after %s attempts: %s", held.label, held.attempts, error)
         _finish(ctx.engine, held, status=DeliveryStatus.failed, last_error=error[:1000], claimed_at=None)
         return
