@@ -16,10 +16,6 @@ class Outgoing:
     chat_id: int
     params: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def is_edit(self) -> bool:
-        return self.method.startswith("edit")
-
 
 def inline_keyboard(rows: list[list[Button]]) -> dict[str, Any]:
     """A Bot API ``InlineKeyboardMarkup`` as a plain dict."""

@@ -6,7 +6,7 @@ message is sent, from the state in the database then: a late message shows the l
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -219,11 +219,6 @@ def _render_edit(
         return edit(chat_id, target.telegram_message_id, t(language, "alert.withdrawn", id=facts.id))
     return edit(chat_id, target.telegram_message_id, facts.alert_text(language, settings, confidential),
                 facts.buttons())
-
-
-def _names(members: Iterable[Member | None], language: Language) -> str:
-    sep = "、" if language == "zh" else ", "
-    return sep.join(m.name for m in members if m is not None)
 
 
 def _render_template(

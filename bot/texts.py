@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from config.settings import LANGUAGES, Language
+from config.settings import Language
 
 TELEGRAM_TEXT_LIMIT = 4096
 CALLBACK_ANSWER_LIMIT = 200
@@ -97,7 +97,3 @@ def cut(text: str, limit: int = TELEGRAM_TEXT_LIMIT, marker: str = "…") -> str
         opened = head.count(f"<{tag}>") - head.count(f"</{tag}>")
         head += f"</{tag}>" * max(opened, 0)
     return head + marker
-
-
-def languages() -> tuple[Language, ...]:
-    return LANGUAGES

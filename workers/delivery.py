@@ -32,8 +32,9 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col
 
 from bot.outgoing import Outgoing
+from groups.alerts import note_unreachable
 from groups.db import session_scope
-from groups.model import DeliveryStatus, Member, Notification, Priority, utcnow
+from groups.model import DeliveryStatus, Notification, Priority, utcnow
 from workers import context as context_module
 from workers.context import Context
 from workers.errors import BadRequest, ChatMigrated, NotReady, RetryLater, SendError, Unreachable
@@ -191,11 +192,6 @@ def _mark_unreachable(ctx: Context, held: Claim, error: str) -> None:
     """403: the row, the member's ``unreachable_at`` and the core's note to the head, in ONE transaction,
     so neither a crash nor an observer between the steps sees the 403 without the head's note owed."""
     now = utcnow()
-    try:
-        from groups.alerts import note_unreachable  # noqa: PLC0415  (tolerate a core without the hook)
-    except ImportError:
-        note_unreachable = None  # type: ignore[assignment]
-        log.warning("%s: groups.alerts.note_unreachable is not available; the head is not told", held.label)
     new_ids: list[int] = []
     with session_scope(ctx.engine) as session:
         result = session.exec(
@@ -205,18 +201,12 @@ def _mark_unreachable(ctx: Context, held: Claim, error: str) -> None:
             log.warning("%s: claim lost before its outcome was recorded (unreachable)", held.label)
             return
         log.info("%s: recipient unreachable (%s)", held.label, error)
-        if held.recipient_id is not None:
-            session.exec(
-                update(Member)
-                .where(col(Member.id) == held.recipient_id, col(Member.unreachable_at).is_(None))
-                .values(unreachable_at=now)
-            )
-        if note_unreachable is not None:
-            try:
-                with session.begin_nested():  # a failing hook must not undo the 403 itself
-                    new_ids = list(note_unreachable(session, held.id, now))
-            except Exception:
-                log.exception("%s: note_unreachable failed", held.label)
+        try:
+            # The core marks the member unreachable and owes the head a note (non-private incidents).
+            with session.begin_nested():  # a failing hook must not undo the 403 itself
+                new_ids = list(note_unreachable(session, held.id, now))
+        except Exception:
+            log.exception("%s: note_unreachable failed", held.label)
     if new_ids:
         enqueue_notifications(ctx.redis, new_ids, engine=ctx.engine)
 

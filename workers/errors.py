@@ -46,7 +46,3 @@ class BadRequest(SendError):
     def not_modified(self) -> bool:
         """An edit that changes nothing: the message already says it, count it as sent."""
         return "message is not modified" in self.description.lower()
-
-    @property
-    def chat_not_found(self) -> bool:
-        return "chat not found" in self.description.lower()

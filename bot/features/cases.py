@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 EXAMPLES = {
     "case": "/case 12",
     "ack": "/ack 12",
-    "resolve": "/resolve 12 已处理",
+    "resolve": "/resolve 12",
     "false": "/false 12",
     "escalate": "/escalate 12 police",
     "refer": "/refer 12 women 30",

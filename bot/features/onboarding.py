@@ -9,15 +9,13 @@ from sqlmodel import col, select
 from bot import render
 from bot.conversation import Reply
 from bot.texts import t
+from config.policies import STAFF_ROLES
 from groups import onboarding
 from groups.directory import MemberInfo
 from groups.model import Grid, HouseholdGroup
 
 if TYPE_CHECKING:
     from bot.conversation import Conversation, Turn
-
-STAFF_ROLES = ("grid_worker", "police", "women_fed", "child_director")
-
 
 def start(conversation: Conversation, turn: Turn, args: str) -> None:
     incoming = turn.incoming
