@@ -319,15 +319,28 @@ def _parse_staff(check: _Checker, value: Any, path: str) -> StaffSpec | None:
     return StaffSpec(key=key, name=name, role=role, phone=phone)
 
 
+def _first_use(
+    check: _Checker, seen: dict[str, str], raw: Any, where: str, twice: Callable[[str, str], str]
+) -> str | None:
+    """Remember where the non-empty text ``raw`` is first used; a second use is an error. The stripped
+    value, or None when ``raw`` is no text (its own check reports that)."""
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    value = raw.strip()
+    if value in seen:
+        check.error(where, twice(value, seen[value]))
+    else:
+        seen[value] = where
+    return value
+
+
 def _check_references(check: _Checker, data: dict[str, Any], roster: Roster) -> None:
     """Uniqueness and cross references. Paths are rebuilt from the raw data so indexes match the file."""
     member_at: dict[str, str] = {}
 
     def claim_key(key: str, where: str) -> None:
-        if key in member_at:
-            check.error(where, f"{key} is used twice (first at {member_at[key]}); member keys must be unique.")
-        else:
-            member_at[key] = where
+        _first_use(check, member_at, key, where, lambda v, first: f"{v} is used twice (first at {first}); "
+                   "member keys must be unique.")
 
     grid_at: dict[str, str] = {}
     group_at: dict[str, str] = {}
@@ -336,29 +349,15 @@ def _check_references(check: _Checker, data: dict[str, Any], roster: Roster) -> 
         if not isinstance(raw_grid, dict):
             continue
         gpath = f"grids[{gi}]"
-        code = raw_grid.get("code")
-        if isinstance(code, str) and code.strip():
-            if code.strip() in grid_at:
-                check.error(
-                    f"{gpath}.code",
-                    f"grid code {code.strip()} is used twice (first at {grid_at[code.strip()]}).",
-                )
-            else:
-                grid_at[code.strip()] = f"{gpath}.code"
+        _first_use(check, grid_at, raw_grid.get("code"), f"{gpath}.code",
+                   lambda v, first: f"grid code {v} is used twice (first at {first}).")
         raw_groups = raw_grid.get("groups")
         for pi, raw_group in enumerate(raw_groups if isinstance(raw_groups, list) else []):
             if not isinstance(raw_group, dict):
                 continue
             ppath = f"{gpath}.groups[{pi}]"
-            gcode = raw_group.get("code")
-            if isinstance(gcode, str) and gcode.strip():
-                if gcode.strip() in group_at:
-                    check.error(
-                        f"{ppath}.code",
-                        f"group code {gcode.strip()} is used twice (first at {group_at[gcode.strip()]}).",
-                    )
-                else:
-                    group_at[gcode.strip()] = f"{ppath}.code"
+            gcode = _first_use(check, group_at, raw_group.get("code"), f"{ppath}.code",
+                               lambda v, first: f"group code {v} is used twice (first at {first}).")
             labels: dict[str, str] = {}
             group_members: set[str] = set()
             raw_households = raw_group.get("households")
@@ -366,16 +365,8 @@ def _check_references(check: _Checker, data: dict[str, Any], roster: Roster) -> 
                 if not isinstance(raw_household, dict):
                     continue
                 hpath = f"{ppath}.households[{hi}]"
-                label = raw_household.get("label")
-                if isinstance(label, str) and label.strip():
-                    if label.strip() in labels:
-                        check.error(
-                            f"{hpath}.label",
-                            f"household {label.strip()} appears twice in this group "
-                            f"(first at {labels[label.strip()]}).",
-                        )
-                    else:
-                        labels[label.strip()] = f"{hpath}.label"
+                _first_use(check, labels, raw_household.get("label"), f"{hpath}.label",
+                           lambda v, first: f"household {v} appears twice in this group (first at {first}).")
                 raw_members = raw_household.get("members")
                 for mi, raw_member in enumerate(raw_members if isinstance(raw_members, list) else []):
                     if isinstance(raw_member, dict) and isinstance(raw_member.get("key"), str):
@@ -385,7 +376,7 @@ def _check_references(check: _Checker, data: dict[str, Any], roster: Roster) -> 
                             group_members.add(key)
             head = raw_group.get("head")
             if isinstance(head, str) and head.strip() and head.strip() not in group_members:
-                name = gcode.strip() if isinstance(gcode, str) and gcode.strip() else f"#{pi}"
+                name = gcode or f"#{pi}"
                 check.error(f"{ppath}.head", f"{head.strip()} is not a member of group {name}.")
 
     staff_roles: dict[str, str] = {}
