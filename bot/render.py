@@ -6,7 +6,7 @@ message is sent, from the state in the database then: a late message shows the l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -46,6 +46,11 @@ def local_time(at: datetime, settings: Settings, fmt: str = "%m-%d %H:%M") -> st
 
 def member_language(member: Member | None, settings: Settings) -> Language:
     return pick_language(member.language_code if member else None, settings.language)
+
+
+def join_names(language: Language, names: Iterable[str]) -> str:
+    """A list of names as written in ``language`` (张三、李四 / Zhang, Li)."""
+    return ("、" if language == "zh" else ", ").join(names)
 
 
 def category_label(language: Language, name: str) -> str:
@@ -156,7 +161,7 @@ class IncidentFacts:
         for kind, people in names.items():
             if people:
                 lines.append(t(language, "alert.responders", kind=t(language, f"response.{kind}"),
-                               names="、".join(people) if language == "zh" else ", ".join(people)))
+                               names=join_names(language, people)))
         return lines
 
     def buttons(self) -> list[list[Button]] | None:
@@ -281,8 +286,7 @@ def _confirmation(
         return t(language, "confirm.nobody", id=facts.id), None
     if incident.private:
         roles = payload.get("recipients") or []
-        sep = "、" if language == "zh" else ", "
-        recipients = sep.join(t(language, f"role.{r}") for r in roles)
+        recipients = join_names(language, (t(language, f"role.{r}") for r in roles))
         return t(language, "confirm.raised_private", id=facts.id, category=category, recipients=recipients), None
     text = t(language, "confirm.raised", id=facts.id, category=category, told=told)
     if incident.category == "general" and incident.status in OPEN_STATUSES:
@@ -366,8 +370,7 @@ def _event_detail(language: Language, kind: str, detail: str | None) -> str:
             label = t(language, f"role.{role}")
             return f"→ {label}" + (f" ({reason})" if reason else "")
         case "attachment":
-            sep = "、" if language == "zh" else ", "
-            return sep.join(t(language, f"attachment.kind.{k}") for k in detail.split())
+            return join_names(language, (t(language, f"attachment.kind.{k}") for k in detail.split()))
         case "acknowledged":
             return ""
     return detail
@@ -415,7 +418,6 @@ def cases_text(language: Language, summaries: Sequence[Any]) -> str:
 def case_text(language: Language, detail: Any, settings: Settings) -> str:
     """``/case N``: the whole story (``groups.cases.CaseDetail``)."""
     summary = detail.summary
-    sep = "、" if language == "zh" else ", "
     lines = [t(language, "case.header", id=summary.incident_id, category=category_label(language, summary.category),
                status=t(language, f"status.{summary.status}"), level=summary.escalation_level)]
     lines.append(t(language, "case.reporter", name=summary.reporter_name, group=summary.group_name))
@@ -428,14 +430,14 @@ def case_text(language: Language, detail: Any, settings: Settings) -> str:
         lines.append(t(language, "alert.owner", name=detail.acknowledged_by))
     told = [n.recipient for n in detail.notifications if n.purpose in ("alert", "escalation") and n.kind == "message"]
     if told:
-        lines.append(t(language, "case.told", names=sep.join(dict.fromkeys(told))))
+        lines.append(t(language, "case.told", names=join_names(language, dict.fromkeys(told))))
     if detail.responses:
         answered = [f"{name}（{t(language, f'response.{kind}')}）" if language == "zh"
                     else f"{name} ({t(language, f'response.{kind}')})" for name, kind, _ in detail.responses]
-        lines.append(t(language, "case.responses", names=sep.join(answered)))
+        lines.append(t(language, "case.responses", names=join_names(language, answered)))
     failed = [n.recipient for n in detail.notifications if n.status in ("failed", "unreachable")]
     if failed:
-        lines.append(t(language, "case.failed", names=sep.join(dict.fromkeys(failed))))
+        lines.append(t(language, "case.failed", names=join_names(language, dict.fromkeys(failed))))
     lines += ["", t(language, "case.timeline")]
     lines += [event_line(language, settings, e.at, e.kind, e.actor, e.detail) for e in detail.timeline]
     return cut("\n".join(lines))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlmodel import Session, col, select
 
 from groups.errors import UserError
-from groups.model import Grid, GridStaff, Household, HouseholdGroup, Incident, Member, Role
+from groups.model import OPEN_STATUSES, Grid, GridStaff, Household, HouseholdGroup, Incident, Member, Role
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class MemberInfo:
     group_code: str | None
     grid_codes: tuple[str, ...]
     language_code: str | None
+    group_name: str | None = None
+    grid_names: tuple[str, ...] = ()
 
     @property
     def is_staff(self) -> bool:
@@ -142,6 +144,8 @@ def who_is(session: Session, telegram_user_id: int) -> MemberInfo | None:
         group_code=group.code if group is not None else (heads[0].code if heads else None),
         grid_codes=tuple(sorted(g.code for g in grids)),
         language_code=member.language_code,
+        group_name=group.name if group is not None else (heads[0].name if heads else None),
+        grid_names=tuple(g.name for g in sorted(grids, key=lambda g: g.code)),
     )
 
 
@@ -158,4 +162,4 @@ def load_incident(session: Session, incident_id: int, *, for_update: bool = Fals
 
 
 def is_open(incident: Incident) -> bool:
-    return incident.status in ("open", "acknowledged")
+    return incident.status in OPEN_STATUSES

@@ -14,7 +14,15 @@ from typing import Any, Final
 from sqlmodel import Session
 
 from config import policies
-from groups.directory import grid_of_group, grid_staff, head_of, incident_group, load_incident, member_id
+from groups.directory import (
+    grid_of_group,
+    grid_staff,
+    head_of,
+    incident_group,
+    is_open,
+    load_incident,
+    member_id,
+)
 from groups.effects import Effects
 from groups.errors import UserError
 from groups.model import Grid, Incident, IncidentStatus, Member, Priority, Purpose, Role
@@ -183,7 +191,7 @@ def escalate_manual(
     if role is None:
         raise UserError("bad_target", targets=" | ".join(policies.ESCALATION_TARGETS))
     member, incident, _ = authorize(session, telegram_user_id, incident_id_, "escalate")
-    if incident.status not in ("open", "acknowledged"):
+    if not is_open(incident):
         raise UserError("incident_closed", number=incident_id_)
     grid = grid_of_group(session, incident_group(session, incident))
     assert grid.id is not None

@@ -40,12 +40,15 @@ def refer(
     incident_id_: int,
     department: str,
     now: datetime,
-    days: int = policies.REFERRAL_DEFAULT_DAYS,
+    days: int | str | None = policies.REFERRAL_DEFAULT_DAYS,
 ) -> ReferralResult:
-    """``/refer N women|civil|procuratorate|child [days]`` by a grid worker of the incident's grid."""
+    """``/refer N women|civil|procuratorate|child [days]`` by a grid worker of the incident's grid.
+
+    ``days`` may be the word the user typed (empty or None: the default)."""
     name = (department or "").strip().lower()
     if name not in policies.REFERRAL_DEPARTMENTS:
         raise UserError("bad_department", departments=" | ".join(policies.REFERRAL_DEPARTMENTS))
+    days = _days(days)
     if not 1 <= days <= MAX_DAYS:
         raise UserError("bad_days", max=MAX_DAYS)
     member, incident, _ = authorize(session, telegram_user_id, incident_id_, "refer")
@@ -61,6 +64,16 @@ def refer(
     assert referral.id is not None
     add_event(session, incident, "referred", now, actor=member, detail=f"{name} {days}d")
     return ReferralResult(incident_id_, (referral.id,), name, referral.due_at, "referred")
+
+
+def _days(value: int | str | None) -> int:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return policies.REFERRAL_DEFAULT_DAYS
+    if isinstance(value, str):
+        if not value.strip().isdigit():
+            raise UserError("bad_days", max=MAX_DAYS)
+        return int(value)
+    return value
 
 
 def referral_done(

@@ -380,3 +380,14 @@ def test_refer_remind_and_done(village: Village) -> None:
         assert none_left.value.key == "no_referral"
     assert reminders(village, T0 + timedelta(days=12)) == []
     assert [e[0] for e in events(village, n)][-2:] == ["referred", "referral_done"]
+
+
+def test_refer_takes_the_days_as_typed(sqlite_url: str) -> None:
+    village = build_village(sqlite_url)
+    with village.session() as s:
+        n = alerts.raise_alert(s, village.uid("m2"), T0).incident_id
+        assert referrals.refer(s, village.uid("w1"), n, "civil", T0, days="").due_at == T0 + timedelta(days=30)
+        assert referrals.refer(s, village.uid("w1"), n, "women", T0, days=" 7 ").due_at == T0 + timedelta(days=7)
+        with pytest.raises(UserError) as refused:
+            referrals.refer(s, village.uid("w1"), n, "women", T0, days="soon")
+        assert refused.value.key == "bad_days"

@@ -85,7 +85,7 @@ async def test_bind_wrong_code_or_person_is_refused_and_changes_nothing(village:
     await village.say("g1m1", "/bind WRONGCODE123", chat_id=chat_id)
     await village.say("g1m2", f"/bind {village.group('g1').bind_code}", chat_id=chat_id)  # not the head
     replies = await village.wait(chat_id, 2)
-    bound = t("zh", "bind.done", group="第一联防组").replace("<b>", "").replace("</b>", "")
+    bound = t("zh", "bound", group="第一联防组")
     assert [r["text"] for r in replies if r["text"] == bound] == []
     with village.session() as session:
         assert session.exec(select(HouseholdGroup).where(HouseholdGroup.chat_id == chat_id)).first() is None

@@ -31,7 +31,7 @@ def cancel(conversation: Conversation, turn: Turn, args: str) -> None:
     assert turn.incoming.user_id is not None
     result = alerts.cancel_latest(turn.session, turn.incoming.user_id, turn.now)
     turn.effects.extend(result.effects)
-    turn.reply("cancel.done", id=result.incident_id)
+    turn.reply(result.reply_key, **result.params)
 
 
 def sos_text(conversation: Conversation, turn: Turn) -> bool:
@@ -48,7 +48,7 @@ def attach_text(conversation: Conversation, turn: Turn) -> bool:
     result = alerts.attach(turn.session, turn.incoming.user_id, turn.now, text=turn.incoming.text)
     if result is not None:
         turn.effects.extend(result.effects)
-        turn.reply("attachment.forwarded", id=result.incident_id, count=result.forwarded)
+        turn.reply(result.reply_key, **result.params)
     elif conversation.user_info(turn) is None:
         turn.reply("start.how_to_join")
     else:
@@ -64,7 +64,7 @@ def attach_media(conversation: Conversation, turn: Turn) -> bool:
     result = alerts.attach(turn.session, incoming.user_id, turn.now, voice=voice, location=incoming.location)
     if result is not None:
         turn.effects.extend(result.effects)
-        turn.reply("attachment.forwarded", id=result.incident_id, count=result.forwarded)
+        turn.reply(result.reply_key, **result.params)
         return True
     if conversation.user_info(turn) is None:
         turn.reply("start.how_to_join")
@@ -93,8 +93,8 @@ def press_category(conversation: Conversation, turn: Turn, press: callbacks.Call
     assert turn.incoming.user_id is not None and press.incident_id is not None
     result = alerts.set_category(turn.session, turn.incoming.user_id, press.incident_id, press.value or "", turn.now)
     turn.effects.extend(result.effects)
-    turn.answer("category.changed", id=result.incident_id, category=render.category_label(turn.language,
-                                                                                         result.category))
+    turn.answer(result.reply_key, **(result.params | {"category": render.category_label(turn.language,
+                                                                                          result.category)}))
 
 
 def press_ack(conversation: Conversation, turn: Turn, press: callbacks.Callback) -> None:

@@ -10,7 +10,6 @@ from bot import render
 from bot.conversation import Reply
 from bot.texts import t
 from groups import cases, escalation, referrals
-from groups.errors import UserError
 from groups.permissions import require_standing
 
 if TYPE_CHECKING:
@@ -87,12 +86,7 @@ def _escalate(turn: Turn, number: int, rest: str) -> Any:
 
 def _refer(turn: Turn, number: int, rest: str) -> Any:
     department, _, days = rest.partition(" ")
-    days = days.strip()
-    if not days:
-        return referrals.refer(turn.session, _uid(turn), number, department, turn.now)
-    if not days.isdigit():
-        raise UserError("bad_days", max=referrals.MAX_DAYS)
-    return referrals.refer(turn.session, _uid(turn), number, department, turn.now, days=int(days))
+    return referrals.refer(turn.session, _uid(turn), number, department, turn.now, days=days)
 
 
 def register(conversation: Conversation) -> None:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlmodel import col, select
-
 from bot import render
 from bot.conversation import Reply
 from bot.texts import t
 from config.policies import STAFF_ROLES
 from groups import onboarding
 from groups.directory import MemberInfo
-from groups.model import Grid, HouseholdGroup
 
 if TYPE_CHECKING:
     from bot.conversation import Conversation, Turn
@@ -40,17 +37,11 @@ def _where(turn: Turn, info: MemberInfo | None) -> str:
     """The group (villagers, heads) or the grids (staff) a member belongs to, by name."""
     if info is None:
         return ""
-    if info.group_code:
-        group = turn.session.exec(select(HouseholdGroup).where(HouseholdGroup.code == info.group_code)).first()
-        if group is not None:
-            return group.name
-    grids = turn.session.exec(select(Grid).where(col(Grid.code).in_(info.grid_codes))).all()
-    return "、".join(g.name for g in grids)
+    return info.group_name or render.join_names(turn.language, info.grid_names)
 
 
 def _role_names(turn: Turn, roles: list[str]) -> str:
-    sep = "、" if turn.language == "zh" else ", "
-    return sep.join(t(turn.language, f"role.{r}") for r in roles)
+    return render.join_names(turn.language, (t(turn.language, f"role.{r}") for r in roles))
 
 
 def help_(conversation: Conversation, turn: Turn, args: str) -> None:
@@ -79,7 +70,7 @@ def bind(conversation: Conversation, turn: Turn, args: str) -> None:
         turn.reply("bind.usage")
         return
     result = onboarding.bind_group(turn.session, incoming.user_id, incoming.chat_id, code, turn.now)
-    turn.reply("bind.done", group=result.group_name)
+    turn.reply(result.reply_key, group=result.group_name)
 
 
 def bind_in_private(conversation: Conversation, turn: Turn, args: str) -> None:
