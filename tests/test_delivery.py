@@ -479,3 +479,41 @@ def test_a_killed_worker_loses_nothing(emu: ThreadedEmulator, settings: Settings
         received = len(emu.do(emu.emulator.chat_messages, user))
         # At least once; a second copy only where the killed worker had already sent, and it is counted.
         assert 1 <= received <= 1 + done.duplicates
+
+
+def test_workers_stop_promptly_on_sigterm_busy_or_idle(
+    emu: ThreadedEmulator, settings: Settings, redis_url: str
+) -> None:
+    """Ten rounds of three ``python -m workers`` children (30 stops), half of the rounds mid-send: each
+    worker exits 0 on SIGTERM with no kill. RQ's command-channel thread used to hang a warm shutdown for
+    up to a minute now and then (see :class:`workers.process.DeliveryWorker`)."""
+    from rq import Worker  # noqa: PLC0415
+
+    from workers.process import start_worker_processes, stop_worker_processes  # noqa: PLC0415
+
+    client = redis.Redis.from_url(redis_url)
+    emu.do(emu.emulator.set_faults, delay=0.3, delay_methods=["sendmessage"])
+    users = [emu.user(f"s{i}") for i in range(6)]
+    for round_no in range(10):
+        processes = start_worker_processes(settings, 3)
+        busy = round_no % 2 == 0
+        try:
+            deadline = time.monotonic() + 30
+            while len(Worker.all(connection=client)) < 3:
+                assert time.monotonic() < deadline, "workers did not start"
+                assert all(p.poll() is None for p in processes)
+                time.sleep(0.05)
+            if busy:
+                ids = add(settings, *(note(u, f"round {round_no}") for u in users))
+                enqueue_notifications(client, ids)
+                while not any(row(settings, nid).status == DeliveryStatus.sending for nid in ids):
+                    assert time.monotonic() < deadline, "no worker picked a job"
+                    time.sleep(0.02)
+        finally:
+            # 10 s is far beyond a 0.3 s send; a hung command channel (up to 60 s) ends in a kill (-9).
+            stop_worker_processes(processes, timeout=10)
+        assert [p.returncode for p in processes] == [0, 0, 0], f"round {round_no} (busy={busy})"
+        deadline = time.monotonic() + 10
+        while Worker.all(connection=client):  # a clean exit unregisters the worker
+            assert time.monotonic() < deadline, "a stopped worker stayed registered"
+            time.sleep(0.05)

@@ -13,7 +13,8 @@ Jobs still queued are untouched and go to the surviving workers.
 Delayed jobs (retries, escalation timers) are moved onto their queues by :mod:`workers.scheduler`'s
 thread, not RQ's forked scheduler process (see there why).
 
-SIGTERM / SIGINT: RQ's warm shutdown — the current job finishes, then the process exits.
+SIGTERM / SIGINT: RQ's warm shutdown — the current job finishes, then the process exits (see
+:class:`DeliveryWorker` for why RQ's own command-channel teardown is replaced).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from rq import SimpleWorker
 
@@ -39,6 +41,55 @@ log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_S = 10
 WORKER_TTL_S = 20
+COMMAND_POLL_S = 0.5
+
+
+class DeliveryWorker(SimpleWorker):
+    """RQ's ``SimpleWorker`` whose command-channel thread always stops within :data:`COMMAND_POLL_S`.
+
+    RQ listens for its commands (``rq`` CLI: shutdown, kill-horse) on a pub/sub thread polling every 60 s,
+    and at teardown sends UNSUBSCRIBE, then stops that thread and waits for it with no timeout. With
+    redis-py 8 the thread can read the UNSUBSCRIBE reply and start a new 60 s wait (now unsubscribed)
+    before the stop flag is set: the worker then hangs for up to a minute after a warm shutdown (seen
+    under load as a worker that logs "warm shut down requested" and never exits). Here the flag is set
+    first and the poll is short; the thread closes the pub/sub connection itself when it ends.
+    """
+
+    def subscribe(self) -> None:
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
+            sleep_time=COMMAND_POLL_S, daemon=True, exception_handler=self._pubsub_exception_handler
+        )
+
+    def hold_signals(self) -> None:
+        """Until the work loop installs RQ's handlers, remember a SIGTERM/SIGINT instead of dying of it.
+
+        RQ installs them only after it registered the worker and started its threads: a stop in that
+        window killed the process (exit -15) and left its registration behind for ``WORKER_TTL_S``.
+        """
+
+        def remember(signum: int, frame: FrameType | None) -> None:
+            self._stop_before_start = True
+
+        signal.signal(signal.SIGTERM, remember)
+        signal.signal(signal.SIGINT, remember)
+
+    def _install_signal_handlers(self) -> None:
+        super()._install_signal_handlers()  # type: ignore[no-untyped-call]
+        if getattr(self, "_stop_before_start", False):
+            self.log.info("Worker %s: stop requested while starting", self.name)
+            self._stop_requested = True
+
+    def unsubscribe(self) -> None:
+        thread = self.pubsub_thread
+        if thread is None:
+            return
+        thread.stop(timeout=COMMAND_POLL_S * 4)  # clears the flag, then waits for its last poll
+        if thread.is_alive():
+            log.warning("worker %s: command channel still polling at exit", self.name)
+        self.pubsub_thread = None
 
 
 def run_worker(
@@ -57,12 +108,14 @@ def run_worker(
     that are due. The sweeper thread runs unless ``sweeper`` is False (default: not in burst mode).
     """
     ctx = context_module.configure(settings, redis_url=redis_url, renderer=renderer)
-    worker = SimpleWorker(
+    worker = DeliveryWorker(
         get_queues(ctx.redis),
         connection=ctx.redis,
         maintenance_interval=MAINTENANCE_INTERVAL_S,
         worker_ttl=WORKER_TTL_S,
     )
+    if not burst:
+        worker.hold_signals()
     scheduler_thread: SchedulerThread | None = None
     if with_scheduler:
         scheduler_thread = SchedulerThread(ctx.redis, QUEUE_NAMES)
