@@ -23,6 +23,7 @@ from typing import Any
 import redis
 from sqlmodel import Session, col, select
 
+from bot.bootstrap import start_worker_processes
 from bot.emulator.server import start_emulator
 from config.settings import Settings
 from groups.alerts import raise_alert
@@ -31,7 +32,7 @@ from groups.model import DeliveryStatus, HouseholdGroup, Member, Notification, u
 from groups.onboarding import bind_group, link_member
 from groups.roster import import_roster, parse_roster
 from workers.embedded_redis import EmbeddedRedis
-from workers.process import start_worker_processes, stop_worker_processes
+from workers.process import stop_worker_processes
 from workers.queues import enqueue_notifications
 
 

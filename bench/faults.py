@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python bench/faults.py [--groups 100] [--workers 2]``. The Bot API emulator in this
 process fails 10 % of send calls with 500 and 10 % with 429 (``retry_after`` 1 s), on top of Telegram's
 limits; a private Redis and SQLite in a temp dir; `yihu bot` (the aiogram face) and ``--workers``
-``python -m workers`` processes. The first half of the groups' reporters send "6995" at once; while the
+``python -m bot.worker`` processes. The first half of the groups' reporters send "6995" at once; while the
 bot is still writing them and the workers are mid-fan-out, the bot and every worker are SIGKILLed; the
 second half send "6995" while nothing runs; then everything is restarted. Counted from the emulator's
 per-chat messages against what each SOS owes (the confirmation, 9 DMs, the group post) and against the
@@ -36,11 +36,12 @@ from _village import (
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from bot.bootstrap import start_worker_processes
 from config.settings import Settings
 from groups.db import dispose_engines, get_engine
 from groups.model import DeliveryStatus, Incident, Notification
 from workers.embedded_redis import EmbeddedRedis
-from workers.process import start_worker_processes, stop_worker_processes
+from workers.process import stop_worker_processes
 
 FAULTS = {"p500": 0.10, "p429": 0.10 / 0.90, "retry_after": 1}  # 10 % + 10 % of all sends
 NUMBER = re.compile(r"#(\d+)")

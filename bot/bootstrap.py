@@ -1,15 +1,29 @@
-"""The one place that wires real parts together: database, Redis queues and timers, the conversation."""
+"""The one composition root: it wires real parts together for the conversation and for the workers.
+
+The conversation gets the database, Redis queues and timers; a worker process gets the renderer and the
+channels (the workers know no template). Worker processes start here (:func:`start_worker_processes`
+spawns ``python -m bot.worker``, which calls :func:`run_worker_process`).
+"""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
 
 import redis
 
 from bot.conversation import Conversation, Ports
+from bot.render import render_notification
 from config.settings import Settings
 from groups.db import get_engine
+from workers import context as worker_context
 from workers import timers
 from workers.fanout import enqueue_batches
-from workers.limiter import Limiter, bot_id_from_token
+from workers.limiter import Limiter, Limits, bot_id_from_token
+from workers.process import run_worker, spawn_processes
+
+WORKER_ENTRY = "bot.worker"
 
 
 def build_conversation(settings: Settings, redis_url: str, bot_username: str) -> tuple[Conversation, Limiter]:
@@ -30,3 +44,32 @@ def build_conversation(settings: Settings, redis_url: str, bot_username: str) ->
         arm=lambda due: timers.arm(connection, due),
     )
     return Conversation(ports), Limiter(connection, bot_id_from_token(token))
+
+
+def configure_workers(
+    settings: Settings, *, redis_url: str | None = None, limits: Limits | None = None
+) -> worker_context.Context:
+    """This process's worker context with the real renderer and channels (jobs run in-process)."""
+    return worker_context.configure(settings, redis_url=redis_url, renderer=render_notification, limits=limits)
+
+
+def run_worker_process(
+    settings: Settings, burst: bool = False, *, redis_url: str | None = None, logging_level: str = "INFO"
+) -> bool:
+    """One delivery worker with the real renderer and channels (``python -m bot.worker``, ``yihu worker``)."""
+    return run_worker(
+        settings, burst, redis_url=redis_url, renderer=render_notification, logging_level=logging_level
+    )
+
+
+def start_worker_processes(
+    settings: Settings,
+    n: int,
+    *,
+    redis_url: str | None = None,
+    extra_args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+) -> list[subprocess.Popen[bytes]]:
+    """Spawn ``n`` ``python -m bot.worker`` children with these settings (``yihu run`` uses it)."""
+    argv = [sys.executable, "-m", WORKER_ENTRY, *extra_args]
+    return spawn_processes(argv, settings, n, redis_url=redis_url, env=env)

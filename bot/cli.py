@@ -364,7 +364,7 @@ def worker_command(
     burst: Annotated[bool, typer.Option("--burst", help="Stop once the queues are empty.")] = False,
 ) -> None:
     """One delivery worker (sending, retries, escalation timers, the outbox sweeper); needs YIHU_REDIS_URL."""
-    from workers.process import run_worker  # noqa: PLC0415  (lazy: see module docstring)
+    from bot.bootstrap import run_worker_process  # noqa: PLC0415  (lazy: see module docstring)
 
     settings = _settings()
     settings.require_token()
@@ -372,7 +372,7 @@ def worker_command(
         fail("`yihu worker` needs the Redis the bot uses: set YIHU_REDIS_URL (or use `yihu run`).", 2)
     _service_logging()
     _database(settings)
-    run_worker(settings, burst=burst)
+    run_worker_process(settings, burst=burst)
 
 
 @app.command("demo")

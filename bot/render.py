@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from bot import callbacks
-from bot.outgoing import Button, NotReady, Outgoing, edit, message
 from bot.texts import cut, t
 from config.policies import CATEGORIES, ESCALATION_TARGETS, PICKABLE
 from config.settings import Language, Settings, pick_language
@@ -33,6 +32,8 @@ from groups.model import (
     Response,
     ResponseKind,
 )
+from workers.channels import NotReady
+from workers.channels.telegram import Button, Outgoing, edit, message
 
 
 @cache

@@ -80,7 +80,8 @@ def run_bot(settings: Settings, redis_url: str) -> None:
 
 def run_all(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """``yihu run``: migrations, Redis (embedded unless configured), workers and the bot in one command."""
-    from workers.process import start_worker_processes, stop_worker_processes  # noqa: PLC0415
+    from bot.bootstrap import start_worker_processes  # noqa: PLC0415
+    from workers.process import stop_worker_processes  # noqa: PLC0415
 
     settings.require_token()
     settings.data_dir.mkdir(parents=True, exist_ok=True)

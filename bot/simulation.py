@@ -16,6 +16,7 @@ from typing import Any, Self
 
 from sqlmodel import Session, col, select
 
+from bot.bootstrap import start_worker_processes
 from bot.emulator import EmulatorClient
 from bot.emulator.server import RunningEmulator, start_emulator
 from bot.runtime import serve_bot
@@ -23,7 +24,7 @@ from config.settings import Settings
 from groups.db import get_engine, session_scope, upgrade
 from groups.model import Household, HouseholdGroup, Member
 from groups.roster import import_roster, parse_roster
-from workers.process import start_worker_processes, stop_worker_processes
+from workers.process import stop_worker_processes
 
 
 def _free_port() -> int:

@@ -20,11 +20,11 @@ from rq.registry import ScheduledJobRegistry
 from sqlmodel import Session, col, select
 
 from bot.emulator.threaded import ThreadedEmulator
-from bot.outgoing import Outgoing, edit, message
 from config.settings import Settings
 from groups.db import get_engine, session_scope
 from groups.model import DeliveryStatus, Grid, HouseholdGroup, Member, Notification, Priority, utcnow
 from workers import context as context_module
+from workers.channels.telegram import Outgoing, edit, message
 from workers.delivery import LEASE_S, deliver
 from workers.embedded_redis import free_port
 from workers.process import run_worker
@@ -335,14 +335,15 @@ def test_fan_out_stays_under_telegram_limits(emu: ThreadedEmulator, settings: Se
 
 
 def test_worker_processes_deliver_a_real_alert(emu: ThreadedEmulator, sqlite_url: str, redis_url: str) -> None:
-    """Two ``python -m workers`` children, the real core and renderer: an SOS reaches everyone once, and a
+    """Two ``python -m bot.worker`` children, the real core and renderer: an SOS reaches everyone once, and a
     neighbour who blocked the bot is reported to the head (the core's ``note_unreachable`` hook)."""
     from pathlib import Path  # noqa: PLC0415
 
+    from bot.bootstrap import start_worker_processes  # noqa: PLC0415
     from groups.alerts import raise_alert  # noqa: PLC0415
     from groups.onboarding import bind_group, link_member  # noqa: PLC0415
     from groups.roster import import_roster, parse_roster  # noqa: PLC0415
-    from workers.process import start_worker_processes, stop_worker_processes  # noqa: PLC0415
+    from workers.process import stop_worker_processes  # noqa: PLC0415
 
     engine = get_engine(sqlite_url)
     roster = parse_roster((Path(__file__).parent / "data" / "roster.yaml").read_text(encoding="utf-8"))
@@ -437,7 +438,7 @@ def test_worker_modules_never_import_aiogram() -> None:
     import sys  # noqa: PLC0415
 
     code = (
-        "import sys, workers.__main__, workers.delivery, workers.sweeper, workers.timers, bot.render\n"
+        "import sys, bot.worker, workers.delivery, workers.sweeper, workers.timers, bot.render\n"
         "assert not [m for m in sys.modules if m.startswith('aiogram')], 'aiogram imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -451,7 +452,8 @@ def test_a_killed_worker_loses_nothing(emu: ThreadedEmulator, settings: Settings
     import os  # noqa: PLC0415
     import signal  # noqa: PLC0415
 
-    from workers.process import start_worker_processes, stop_worker_processes  # noqa: PLC0415
+    from bot.bootstrap import start_worker_processes  # noqa: PLC0415
+    from workers.process import stop_worker_processes  # noqa: PLC0415
 
     users = [emu.user(f"k{i}") for i in range(4)]
     ids = add(settings, *(note(u, f"alert {i}") for i, u in enumerate(users)))
@@ -484,12 +486,13 @@ def test_a_killed_worker_loses_nothing(emu: ThreadedEmulator, settings: Settings
 def test_workers_stop_promptly_on_sigterm_busy_or_idle(
     emu: ThreadedEmulator, settings: Settings, redis_url: str
 ) -> None:
-    """Ten rounds of three ``python -m workers`` children (30 stops), half of the rounds mid-send: each
+    """Ten rounds of three ``python -m bot.worker`` children (30 stops), half of the rounds mid-send: each
     worker exits 0 on SIGTERM with no kill. RQ's command-channel thread used to hang a warm shutdown for
     up to a minute now and then (see :class:`workers.process.DeliveryWorker`)."""
     from rq import Worker  # noqa: PLC0415
 
-    from workers.process import start_worker_processes, stop_worker_processes  # noqa: PLC0415
+    from bot.bootstrap import start_worker_processes  # noqa: PLC0415
+    from workers.process import stop_worker_processes  # noqa: PLC0415
 
     client = redis.Redis.from_url(redis_url)
     emu.do(emu.emulator.set_faults, delay=0.3, delay_methods=["sendmessage"])

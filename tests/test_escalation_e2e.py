@@ -76,17 +76,24 @@ async def test_head_ack_stops_the_ladder(village: Village) -> None:
     assert "张大山" in reporter  # the reporter is told who owns it
 
 
-async def test_ack_command_racing_the_timer_does_no_harm(village: Village) -> None:
-    await village.say("g1m5", "6995")
-    await village.wait("g1m1", 2)
-    await asyncio.sleep(HEAD_ACK_S - 0.05)
-    await village.say("w1", "/ack 1")
-    await asyncio.sleep(WORKER_ACK_S + 2.5)
-    current = incident(village)
-    assert current.status == "acknowledged" and current.next_escalation_at is None
-    assert len(events(village, "acknowledged")) == 1
-    assert [m["text"] for m in await village.messages("p1")][1:] == []  # never reached the police
-    assert len(events(village, "escalated")) <= 1
+async def test_ack_command_racing_the_timer_does_no_harm(tmp_path: Path, redis_url: str) -> None:
+    """The ack lands as the first step fires. The police step is further off here (5 s, not 2 s): on a
+    loaded machine the /ack itself can take longer than 2 s to be handled, and this test is about the
+    race with the first step, not about the police deadline."""
+    police_later = 5
+    roster = ROSTER.replace(f"worker_ack_s: {WORKER_ACK_S}", f"worker_ack_s: {police_later}")
+    async with Village(tmp_path, redis_url, roster=roster, workers=2) as village:
+        await village.link(*GROUP, "w1", "p1")
+        await village.say("g1m5", "6995")
+        await village.wait("g1m1", 2)
+        await asyncio.sleep(HEAD_ACK_S - 0.05)
+        await village.say("w1", "/ack 1")
+        await asyncio.sleep(police_later + 2.5)
+        current = incident(village)
+        assert current.status == "acknowledged" and current.next_escalation_at is None
+        assert len(events(village, "acknowledged")) == 1
+        assert [m["text"] for m in await village.messages("p1")][1:] == []  # never reached the police
+        assert len(events(village, "escalated")) <= 1
 
 
 async def test_kill_every_process_mid_ladder_and_the_step_still_fires_once(

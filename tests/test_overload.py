@@ -16,6 +16,7 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry
 from sqlmodel import Session, col, select
 
+from bot.bootstrap import configure_workers, run_worker_process
 from bot.simulation import village_yaml
 from config.settings import Settings
 from groups.alerts import raise_alert
@@ -26,7 +27,6 @@ from groups.roster import import_roster, parse_roster
 from tests.test_delivery import ThreadedEmulator
 from workers import context as context_module
 from workers import queues
-from workers.process import run_worker
 from workers.queues import URGENT, URGENT_DM, URGENT_GROUP, URGENT_HEAD, enqueue_notifications, route
 
 MEMBERS = 4  # per group: the head m0, the reporter m1, two neighbours
@@ -94,14 +94,14 @@ def settings(emu: ThreadedEmulator, database_url: str, redis_url: str) -> Iterat
         bot_token=emu.token, telegram_api_url=emu.url, database_url=database_url, redis_url=redis_url,
         overload_threshold_s=0.5,
     )
-    context_module.configure(value)
+    configure_workers(value)
     yield value
     context_module.reset()
 
 
 def drain(settings: Settings) -> None:
-    run_worker(settings, burst=True, redis_url=settings.redis_url, logging_level="WARNING")
-    context_module.configure(settings)
+    run_worker_process(settings, burst=True, redis_url=settings.redis_url, logging_level="WARNING")
+    configure_workers(settings)
 
 
 def owed(settings: Settings) -> list[Notification]:

@@ -10,6 +10,7 @@ import redis
 from rq import Queue
 from rq.job import Job
 
+from bot.bootstrap import configure_workers
 from config.settings import Settings
 from groups import alerts, referrals
 from groups.db import session_scope
@@ -22,7 +23,7 @@ from workers.queues import queue_name
 @pytest.fixture
 def configured(sqlite_url: str, redis_url: str) -> Iterator[redis.Redis]:
     settings = Settings(bot_token="1:test", database_url=sqlite_url, redis_url=redis_url)
-    ctx = context.configure(settings, redis_url=redis_url)
+    ctx = configure_workers(settings, redis_url=redis_url)
     yield ctx.redis
     context.reset()
 

@@ -1,39 +1,23 @@
-"""What a job needs besides its id — database, Redis, limiter, sender, renderer — set up once per process.
+"""What a job needs besides its id — database, Redis, limiter, channels — set up once per process.
 
-The worker process calls :func:`configure` with its settings; tests call it in-process with their own
-URLs and may inject a renderer. Jobs call :func:`current`.
+The app wires it (``bot.bootstrap.configure_workers``: the renderer and the channels come from above);
+tests call :func:`configure` in-process with their own URLs and renderer. Jobs call :func:`current`.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 from sqlalchemy import Engine
 
 from config.settings import Settings
 from groups.db import get_engine
+from workers.channels import Channel
+from workers.channels.telegram import BotApi, Renderer, TelegramChannel
 from workers.limiter import Limiter, Limits, bot_id_from_token
-from workers.sender import Sender
-
-if TYPE_CHECKING:
-    from sqlmodel import Session
-
-    from bot.outgoing import Outgoing
-    from groups.model import Notification
-
-Renderer = Callable[["Session", "Notification", Settings], "Outgoing | None"]
-
-
-def default_renderer(session: Session, notification: Notification, settings: Settings) -> Outgoing | None:
-    """``bot.render.render_notification``, imported on first use (it lives in another part)."""
-    from bot.render import render_notification  # noqa: PLC0415
-
-    result: Outgoing | None = render_notification(session, notification, settings)
-    return result
 
 
 @dataclass
@@ -44,12 +28,16 @@ class Context:
     engine: Engine
     redis: redis.Redis
     limiter: Limiter
-    sender: Sender
-    renderer: Renderer = default_renderer
+    channels: dict[str, Channel] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def channel(self, name: str) -> Channel:
+        """The channel an outbox row names (KeyError for one this process was not wired with)."""
+        return self.channels[name]
+
     def close(self) -> None:
-        self.sender.close()
+        for channel in self.channels.values():
+            channel.close()
         self.redis.close()
 
 
@@ -60,24 +48,22 @@ _lock = threading.Lock()
 def configure(
     settings: Settings,
     *,
+    renderer: Renderer,
     redis_url: str | None = None,
-    renderer: Renderer | None = None,
     limits: Limits | None = None,
 ) -> Context:
-    """Build this process's context from ``settings`` (replacing any earlier one) and return it."""
+    """Build this process's context from ``settings`` and the app's renderer (replacing any earlier one)."""
     global _context
     token = settings.require_token()
     url = redis_url or settings.redis_url
     if not url:
         raise RuntimeError("no Redis URL: the worker needs YIHU_REDIS_URL (yihu run passes its embedded one)")
     connection = redis.Redis.from_url(url)
+    engine = get_engine(settings.resolved_database_url)
+    limiter = Limiter(connection, bot_id_from_token(token), limits)
+    telegram = TelegramChannel(BotApi(token, settings.telegram_api_url), limiter, renderer, engine, settings)
     context = Context(
-        settings=settings,
-        engine=get_engine(settings.resolved_database_url),
-        redis=connection,
-        limiter=Limiter(connection, bot_id_from_token(token), limits),
-        sender=Sender(token, settings.telegram_api_url),
-        renderer=renderer or default_renderer,
+        settings=settings, engine=engine, redis=connection, limiter=limiter, channels={telegram.name: telegram}
     )
     with _lock:
         previous, _context = _context, context
@@ -87,19 +73,17 @@ def configure(
 
 
 def configured() -> Context | None:
-    """The context :func:`configure` set up in this process, if any (never builds one)."""
+    """The context :func:`configure` set up in this process, if any."""
     with _lock:
         return _context
 
 
 def current() -> Context:
-    """The context :func:`configure` set up; configures from the environment on first use if none was."""
+    """The context :func:`configure` set up (the app configures every worker process before its jobs)."""
     with _lock:
         context = _context
     if context is None:
-        from config.settings import get_settings  # noqa: PLC0415
-
-        context = configure(get_settings())
+        raise RuntimeError("the worker context is not configured (start workers through bot.bootstrap)")
     return context
 
 

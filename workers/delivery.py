@@ -2,22 +2,18 @@
 
 ``deliver(notification_id)`` first *claims* the row with a conditional UPDATE (the row must still be
 ``pending`` — or ``sending`` with a claim older than :data:`LEASE_S`, i.e. its worker died — and its
-``attempts`` must be what was read, so two workers never both claim it). Then: render, book a slot in the
-shared limiter (sleeping at most :data:`MAX_LIMITER_WAIT_S`, else re-scheduling), send, record.
+``attempts`` must be what was read, so two workers never both claim it). Then it asks the row's channel
+(:mod:`workers.channels`) to render, pace and send, and records the channel-neutral outcome:
 
-Outcomes:
-- sent: ``status=sent``, ``telegram_message_id``, ``sent_at``; a row re-claimed after a lost lease counts
+- sent: ``status=sent``, the channel's message id, ``sent_at``; a row re-claimed after a lost lease counts
   one possible duplicate in ``duplicates`` (the first worker may have sent before dying).
-- 403: ``unreachable``, the member's ``unreachable_at`` set, then the core hook
-  ``groups.alerts.note_unreachable`` (whose new notifications are enqueued); not retried.
-- 429: the limiter is told (:meth:`Limiter.penalize`), the row goes back to ``pending`` at
-  ``now + retry_after`` and is re-scheduled; a 429 is Telegram asking us to wait, not a failed attempt,
-  so it does not count towards :data:`MAX_ATTEMPTS`.
-- network error / 5xx: back to ``pending`` with exponential backoff (1, 2, 4 … 60 s); ``failed`` after
-  :data:`MAX_ATTEMPTS` attempts (:data:`MAX_ATTEMPTS_URGENT` for alerts and escalations).
-- group migrated to a supergroup: the group's ``chat_id`` (and owed rows' ``chat_id``) updated, retried
-  at once.
-- other 400s (chat not found …): ``failed`` with ``last_error``; "message is not modified": sent.
+- unreachable (Telegram: 403): ``unreachable``, then the core hook ``groups.alerts.note_unreachable``
+  (which marks the member and owes the head a note); not retried.
+- retry later, not counted (Telegram: 429 ``retry_after``, a group migrated to a supergroup): back to
+  ``pending`` at ``now + seconds`` and re-scheduled; the channel asked us to wait, it did not fail.
+- retry later (network error, 5xx): back to ``pending`` with exponential backoff (1, 2, 4 … 60 s);
+  ``failed`` after :data:`MAX_ATTEMPTS` attempts (:data:`MAX_ATTEMPTS_URGENT` for alerts and escalations).
+- refused (Telegram: chat not found, other 400s): ``failed`` with ``last_error``.
 """
 
 from __future__ import annotations
@@ -31,13 +27,12 @@ from typing import Any
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col
 
-from bot.outgoing import Outgoing
 from groups.alerts import note_unreachable
 from groups.db import session_scope
 from groups.model import DeliveryStatus, Notification, Priority, utcnow
 from workers import context as context_module
+from workers.channels import Channel, NotReady, Refused, RetryLater, Unreachable
 from workers.context import Context
-from workers.errors import BadRequest, ChatMigrated, NotReady, RetryLater, SendError, Unreachable
 from workers.queues import current_queue, enqueue_notifications, enqueue_retry, route
 
 log = logging.getLogger(__name__)
@@ -65,6 +60,7 @@ class Claim:
     incident_id: int | None
     recipient_id: int | None
     chat_id: int | None
+    channel: str = "telegram"
     due: datetime | None = None  # next_attempt_at when the job came (slightly) early
 
     @property
@@ -117,6 +113,7 @@ def claim(engine: Engine, notification_id: int, now: datetime | None = None) -> 
             incident_id=row.incident_id,
             recipient_id=row.recipient_id,
             chat_id=row.chat_id,
+            channel=row.channel,
             due=due if due is not None and due > now else None,
         )
     with engine.begin() as connection:
@@ -168,11 +165,10 @@ def _release(ctx: Context, held: Claim, delay_s: float, *, count_attempt: bool, 
         enqueue_retry(ctx.redis, held.id, held.priority, delay_s, queue_name_=queue)
 
 
-def _mark_sent(ctx: Context, held: Claim, result: dict[str, Any] | None) -> None:
+def _mark_sent(ctx: Context, held: Claim, message_id: int | None) -> None:
     values: dict[str, Any] = {"status": DeliveryStatus.sent, "sent_at": utcnow(), "last_error": None}
-    message_id = (result or {}).get("message_id")
-    if isinstance(message_id, int):
-        values["telegram_message_id"] = message_id
+    if message_id is not None:
+        values["telegram_message_id"] = message_id  # the channel's id for it (the column predates SMS)
     if held.reclaimed:
         values["duplicates"] = col(Notification.duplicates) + 1
     if _finish(ctx.engine, held, **values) and held.reclaimed:
@@ -211,26 +207,6 @@ def _mark_unreachable(ctx: Context, held: Claim, error: str) -> None:
         enqueue_notifications(ctx.redis, new_ids, engine=ctx.engine)
 
 
-def _migrate(ctx: Context, held: Claim, old_chat_id: int, new_chat_id: int) -> None:
-    """The group became a supergroup: move the binding (the core's rule) and the owed rows to the new id."""
-    from groups.onboarding import migrate_group_chat  # noqa: PLC0415  (the core owns the binding rule)
-
-    with session_scope(ctx.engine) as session:
-        moved = migrate_group_chat(session, old_chat_id, new_chat_id)
-        session.exec(
-            update(Notification)
-            .where(
-                col(Notification.chat_id) == old_chat_id,
-                col(Notification.status).in_([DeliveryStatus.pending, DeliveryStatus.sending]),
-            )
-            .values(chat_id=new_chat_id)
-        )
-    log.warning(
-        "%s: chat %s migrated to %s; %s", held.label, old_chat_id, new_chat_id,
-        "binding updated" if moved else "no group was bound to it",
-    )
-
-
 def _transient(ctx: Context, held: Claim, error: str, hint_s: float = 0.0) -> None:
     limit = MAX_ATTEMPTS_URGENT if held.priority in URGENT_PRIORITIES else MAX_ATTEMPTS
     if held.attempts >= limit:
@@ -242,12 +218,12 @@ def _transient(ctx: Context, held: Claim, error: str, hint_s: float = 0.0) -> No
     _release(ctx, held, delay, count_attempt=True, error=error)
 
 
-def _render(ctx: Context, notification_id: int) -> Outgoing | None:
+def _render(ctx: Context, channel: Channel, notification_id: int) -> Any | None:
     with session_scope(ctx.engine) as session:
         row = session.get(Notification, notification_id)
         if row is None:
             return None
-        return ctx.renderer(session, row, ctx.settings)
+        return channel.render(session, row)
 
 
 def deliver(notification_id: int, *, context: Context | None = None) -> str:
@@ -272,8 +248,9 @@ def _deliver_claimed(ctx: Context, held: Claim) -> str:
     if held.due is not None:
         # RQ's scheduler runs jobs up to ~1 s early (whole seconds): keep the promised backoff.
         time.sleep(max(0.0, (held.due - utcnow()).total_seconds()))
+    channel = ctx.channel(held.channel)
     try:
-        outgoing = _render(ctx, held.id)
+        outgoing = _render(ctx, channel, held.id)
     except NotReady as exc:
         log.debug("%s: not ready (%s); again in %.0f s", held.label, exc, NOT_READY_DELAY_S)
         _release(ctx, held, NOT_READY_DELAY_S, count_attempt=False, error=None)
@@ -283,7 +260,7 @@ def _deliver_claimed(ctx: Context, held: Claim) -> str:
         log.info("%s: nothing to send any more", held.label)
         return "nothing"
 
-    wait = ctx.limiter.reserve(outgoing.chat_id, max_wait=MAX_LIMITER_WAIT_S)
+    wait = channel.pace(outgoing, MAX_LIMITER_WAIT_S)
     if wait > MAX_LIMITER_WAIT_S:
         # The chat is busy for a while: free this worker for other chats and come back at the slot.
         _release(ctx, held, wait, count_attempt=False, error=None)
@@ -292,35 +269,20 @@ def _deliver_claimed(ctx: Context, held: Claim) -> str:
         time.sleep(wait)
 
     try:
-        result = ctx.sender.send(outgoing)
+        receipt = channel.send(outgoing)
     except Unreachable as exc:
         _mark_unreachable(ctx, held, str(exc))
         return "unreachable"
     except RetryLater as exc:
-        if exc.flood:
-            slowed = ctx.limiter.penalize(outgoing.chat_id, exc.seconds)
-            log.warning(
-                "%s: 429 from Telegram for chat %s, retry after %s s%s",
-                held.label, outgoing.chat_id, exc.seconds, " (whole token slowed)" if slowed else "",
-            )
+        if not exc.counted:  # the channel asked us to wait (a rate limit, a moved chat): not an attempt
             _release(ctx, held, exc.seconds, count_attempt=False, error=str(exc))
-            return "rate_limited"
+            return exc.outcome
         _transient(ctx, held, str(exc), exc.seconds)
         return "retry"
-    except ChatMigrated as exc:
-        _migrate(ctx, held, outgoing.chat_id, exc.new_chat_id)
-        _release(ctx, held, 0, count_attempt=False, error=str(exc))
-        return "migrated"
-    except BadRequest as exc:
-        if exc.not_modified:
-            _mark_sent(ctx, held, None)
-            return "sent"
-        log.error("%s: Telegram refused %s to chat %s: %s", held.label, outgoing.method, outgoing.chat_id, exc)
+    except Refused as exc:
+        log.error("%s: %s refused: %s", held.label, channel.describe(outgoing), exc.description)
         _finish(ctx.engine, held, status=DeliveryStatus.failed, last_error=exc.description[:1000], claimed_at=None)
         return "failed"
-    except SendError as exc:
-        _transient(ctx, held, str(exc))
-        return "retry"
-    _mark_sent(ctx, held, result)
-    log.info("%s: %s to chat %s sent", held.label, outgoing.method, outgoing.chat_id)
+    _mark_sent(ctx, held, receipt.message_id)
+    log.info("%s: %s sent", held.label, channel.describe(outgoing))
     return "sent"

@@ -23,7 +23,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -32,7 +31,7 @@ from rq import SimpleWorker
 
 from config.settings import Settings
 from workers import context as context_module
-from workers.context import Renderer
+from workers.channels.telegram import Renderer
 from workers.queues import QUEUE_NAMES, get_queues
 from workers.scheduler import SchedulerThread
 from workers.sweeper import SweeperThread
@@ -97,7 +96,7 @@ def run_worker(
     burst: bool = False,
     *,
     redis_url: str | None = None,
-    renderer: Renderer | None = None,
+    renderer: Renderer,
     sweeper: bool | None = None,
     with_scheduler: bool = True,
     logging_level: str = "INFO",
@@ -157,20 +156,20 @@ def settings_environment(settings: Settings, redis_url: str | None = None) -> di
     return env
 
 
-def start_worker_processes(
+def spawn_processes(
+    argv: Sequence[str],
     settings: Settings,
     n: int,
     *,
     redis_url: str | None = None,
-    extra_args: Sequence[str] = (),
     env: dict[str, str] | None = None,
 ) -> list[subprocess.Popen[bytes]]:
-    """Spawn ``n`` ``python -m workers`` children with these settings (``yihu run`` uses it)."""
+    """Spawn ``n`` children running ``argv`` with exactly these settings (the app names the entry point)."""
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("YIHU_")}
     child_env.update(settings_environment(settings, redis_url))
     child_env.update(env or {})
     return [
-        subprocess.Popen([sys.executable, "-m", "workers", *extra_args], env=child_env)
+        subprocess.Popen(list(argv), env=child_env)
         for _ in range(n)
     ]
 

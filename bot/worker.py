@@ -1,4 +1,7 @@
-"""``python -m workers [--burst]``: one delivery worker process with the settings from ``YIHU_*``."""
+"""``python -m bot.worker [--burst]``: one delivery worker process with the settings from ``YIHU_*``.
+
+Started by :func:`bot.bootstrap.start_worker_processes`; the wiring is :func:`bot.bootstrap.run_worker_process`.
+"""
 
 from __future__ import annotations
 
@@ -18,19 +21,19 @@ sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 import argparse  # noqa: E402
 import logging  # noqa: E402
 
+from bot.bootstrap import run_worker_process  # noqa: E402
 from config.settings import MissingSetting, get_settings  # noqa: E402
-from workers.process import run_worker  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workers", description="yihu delivery worker")
+    parser = argparse.ArgumentParser(prog="python -m bot.worker", description="yihu delivery worker")
     parser.add_argument("--burst", action="store_true", help="exit once the queues are empty")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per Bot API call is noise
     try:
-        run_worker(get_settings(), burst=args.burst, logging_level=args.log_level)
+        run_worker_process(get_settings(), burst=args.burst, logging_level=args.log_level)
     except MissingSetting as exc:
         logging.getLogger("workers").error("%s", exc)
         return 2
