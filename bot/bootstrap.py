@@ -13,7 +13,10 @@ from collections.abc import Sequence
 
 import redis
 
-from bot.conversation import Conversation, Ports
+from bot.conversation import Conversation, Ports, Router
+from bot.features.alerts.router import router as alerts
+from bot.features.cases.router import router as cases
+from bot.features.onboarding.router import router as onboarding
 from bot.render import render_notification
 from config.settings import Settings
 from groups.db import get_engine
@@ -24,6 +27,9 @@ from workers.limiter import Limiter, Limits, bot_id_from_token
 from workers.process import run_worker, spawn_processes
 
 WORKER_ENTRY = "bot.worker"
+# The conversation's features in order: the first router whose text matches wins (the help button
+# before the alert feature's SOS texts; the alert feature says what any other text means).
+ROUTERS: tuple[Router, ...] = (onboarding, alerts, cases)
 
 
 def build_conversation(settings: Settings, redis_url: str, bot_username: str) -> tuple[Conversation, Limiter]:
@@ -43,7 +49,7 @@ def build_conversation(settings: Settings, redis_url: str, bot_username: str) ->
         enqueue=enqueue,
         arm=lambda due: timers.arm(connection, due),
     )
-    return Conversation(ports), Limiter(connection, bot_id_from_token(token))
+    return Conversation(ports, ROUTERS), Limiter(connection, bot_id_from_token(token))
 
 
 def configure_workers(

@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from bot import callbacks
+from bot.features.alerts.payloads import RESPONSE_LABELS, Category, Respond
+from bot.features.cases.payloads import Ack, Escalate
 from bot.texts import cut, t
-from config.policies import CATEGORIES, ESCALATION_TARGETS, PICKABLE
+from config.policies import CATEGORIES, ESCALATION_TARGETS, PICKABLE, TOP_LEVEL, ladder_role
 from config.settings import Language, Settings, pick_language
 from groups.model import (
     OPEN_STATUSES,
@@ -61,24 +62,24 @@ def category_label(language: Language, name: str) -> str:
 def response_buttons(incident_id: int) -> list[list[Button]]:
     """One big button per row: 我来了 first (CONTRACT.md), labels bilingual whatever the language."""
     return [
-        [{"text": label, "callback_data": callbacks.respond(incident_id, kind)}]
-        for kind, label in callbacks.RESPONSE_LABELS.items()
+        [{"text": label, "callback_data": Respond(incident_id, kind).data()}]
+        for kind, label in RESPONSE_LABELS.items()
     ]
 
 
 def category_buttons(language: Language, incident_id: int) -> list[list[Button]]:
     buttons = [
-        {"text": category_label(language, name), "callback_data": callbacks.category(incident_id, name)}
+        {"text": category_label(language, name), "callback_data": Category(incident_id, name).data()}
         for name in PICKABLE
     ]
     return [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
 
 
 def escalation_buttons(language: Language, incident_id: int, level: int) -> list[list[Button]]:
-    rows = [[{"text": t(language, "button.ack"), "callback_data": callbacks.ack(incident_id)}]]
+    rows = [[{"text": t(language, "button.ack"), "callback_data": Ack(incident_id).data()}]]
     if level < 2:
         rows.append([{"text": t(language, "button.escalate_police"),
-                      "callback_data": callbacks.escalate(incident_id, "police")}])
+                      "callback_data": Escalate(incident_id, "police").data()}])
     return rows
 
 
@@ -367,7 +368,8 @@ def _event_detail(language: Language, kind: str, detail: str | None) -> str:
             return t(language, f"response.{detail}") if detail in RESPONSE_KINDS else detail
         case "escalated":
             target, _, reason = detail.partition(": ")
-            role = {"1": "grid_worker", "2": "police"}.get(target, ESCALATION_TARGETS.get(target, target))
+            on_ladder = target.isdigit() and 1 <= int(target) <= TOP_LEVEL
+            role = ladder_role(int(target)) if on_ladder else ESCALATION_TARGETS.get(target, target)
             label = t(language, f"role.{role}")
             return f"→ {label}" + (f" ({reason})" if reason else "")
         case "attachment":

@@ -1,4 +1,4 @@
-"""Default policies: incident categories, who hears of what, escalation times, referral departments.
+"""The rules, each defined once: roles, the ladder, incident categories, windows, referral departments.
 
 These are data, not code paths: the core (``groups``) reads them, handlers never test categories.
 """
@@ -6,7 +6,31 @@ These are data, not code paths: the core (``groups``) reads them, handlers never
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Final
+
+
+class Role(StrEnum):
+    """Who a member is (the roster's ``role``; staff roles are per grid)."""
+
+    villager = "villager"
+    grid_worker = "grid_worker"  # 网格员
+    police = "police"  # 警务人员
+    women_fed = "women_fed"  # 妇联执委
+    child_director = "child_director"  # 儿童主任
+
+
+# Staff roles, per grid.
+STAFF_ROLES: Final[tuple[Role, ...]] = (Role.grid_worker, Role.police, Role.women_fed, Role.child_director)
+
+# The escalation ladder: level 0 is the group and its head; then who is told at level 1, 2.
+LADDER: Final[tuple[Role, ...]] = (Role.grid_worker, Role.police)
+TOP_LEVEL: Final[int] = len(LADDER)
+
+
+def ladder_role(level: int) -> Role:
+    """Who the ladder tells at ``level`` (1 .. :data:`TOP_LEVEL`)."""
+    return LADDER[level - 1]
 
 
 @dataclass(frozen=True)
@@ -17,7 +41,7 @@ class Category:
     aliases: tuple[str, ...]
     private: bool = False  # 家暴 / 儿童: never to neighbours, the head or the group chat
     ladder: bool = True  # climbs head -> grid worker -> police when not acknowledged
-    private_roles: tuple[str, ...] = ()  # extra staff roles told of a private incident
+    private_roles: tuple[Role, ...] = ()  # extra staff roles told of a private incident
     start_level: int = 0  # 0 group/head, 1 grid worker, 2 police
 
 
@@ -30,17 +54,14 @@ CATEGORIES: Final[dict[str, Category]] = {
         Category("security", ("治安", "小偷", "盗窃")),
         Category("disaster", ("灾情", "灾害", "洪水")),
         Category("missing", ("走失", "失踪")),
-        Category("violence", ("家暴",), private=True, private_roles=("women_fed",), start_level=2),
-        Category("child", ("儿童",), private=True, private_roles=("child_director",), start_level=2),
+        Category("violence", ("家暴",), private=True, private_roles=(Role.women_fed,), start_level=2),
+        Category("child", ("儿童",), private=True, private_roles=(Role.child_director,), start_level=2),
         Category("help", ("求助", "帮忙"), ladder=False),
     )
 }
 
 # Category names offered as inline buttons after raising (the reporter may pick or change).
 PICKABLE: Final[tuple[str, ...]] = ("fire", "medical", "security", "disaster", "missing", "violence", "child", "help")
-
-# Staff roles, per grid.
-STAFF_ROLES: Final[tuple[str, ...]] = ("grid_worker", "police", "women_fed", "child_director")
 
 # Escalation defaults (seconds), overridable per grid in the roster.
 DEFAULT_HEAD_ACK_S: Final[int] = 120
@@ -58,7 +79,9 @@ ATTACH_WINDOW_S: Final[int] = 600
 REFERRAL_DEPARTMENTS: Final[tuple[str, ...]] = ("women", "civil", "procuratorate", "child")
 REFERRAL_DEFAULT_DAYS: Final[int] = 30
 REFERRAL_REMIND_BEFORE_DAYS: Final[int] = 3
-ESCALATION_TARGETS: Final[dict[str, str]] = {"police": "police", "women": "women_fed", "child": "child_director"}
+ESCALATION_TARGETS: Final[dict[str, Role]] = {
+    "police": Role.police, "women": Role.women_fed, "child": Role.child_director
+}
 
 
 def find_category(word: str) -> Category | None:

@@ -23,14 +23,15 @@ from groups.directory import (
     load_incident,
     member_id,
 )
-from groups.effects import Effects
+from groups.effects import Effects, Timer
 from groups.errors import UserError
 from groups.model import Grid, Incident, IncidentStatus, Member, Priority, Purpose, Role
 from groups.outbox import add_event, incident_id, notify_member, pending_ids, refresh_tallies, tell_members
 from groups.permissions import authorize
 
-TOP_LEVEL: Final[int] = 2
-LEVEL_ROLES: Final[dict[int, str]] = {1: Role.grid_worker.value, 2: Role.police.value}
+TOP_LEVEL: Final[int] = policies.TOP_LEVEL
+
+ESCALATION_TIMER = "escalation"  # the timer kind of the ladder's next step (groups.timers)
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def _next_deadline(incident: Incident, grid: Grid, level: int, previous: datetim
 def _tell_level(session: Session, incident: Incident, grid: Grid, level: int, now: datetime) -> list[int]:
     assert grid.id is not None
     payload = {"template": "escalation", "level": level, "reason": None, "manual": False}
-    staff = grid_staff(session, grid.id, LEVEL_ROLES[level])
+    staff = grid_staff(session, grid.id, policies.ladder_role(level))
     rows = tell_members(
         session,
         incident,
@@ -102,7 +103,7 @@ def start_ladder(session: Session, incident: Incident, category: policies.Catego
     incident.escalation_level = level
     incident.next_escalation_at = _next_deadline(incident, grid, level, None)
     if incident.next_escalation_at is not None:
-        effects.timers.append((incident_id(incident), incident.next_escalation_at))
+        effects.timers.append(Timer(ESCALATION_TIMER, incident_id(incident), incident.next_escalation_at))
     session.add(incident)
     return effects
 
@@ -118,7 +119,7 @@ def rearm_ladder(session: Session, incident: Incident, category: policies.Catego
         due = _next_deadline(incident, grid, incident.escalation_level, None)
         incident.next_escalation_at = max(due, now) if due is not None else None
         if incident.next_escalation_at is not None:
-            effects.timers.append((incident_id(incident), incident.next_escalation_at))
+            effects.timers.append(Timer(ESCALATION_TIMER, incident_id(incident), incident.next_escalation_at))
     return effects
 
 
@@ -141,7 +142,7 @@ def escalation_due(session: Session, incident_id_: int, now: datetime) -> Escala
     session.add(incident)
     add_event(session, incident, "escalated", now, detail=str(level))
     if incident.next_escalation_at is not None:
-        effects.timers.append((incident_id_, incident.next_escalation_at))
+        effects.timers.append(Timer(ESCALATION_TIMER, incident_id_, incident.next_escalation_at))
     return EscalationResult(incident_id_, level=level, effects=effects)
 
 

@@ -13,18 +13,12 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from config.policies import Role as Role  # the roles are rules (config.policies); the tables store them
+
 
 def utcnow() -> datetime:
     """Now, as an aware UTC datetime."""
     return datetime.now(UTC)
-
-
-class Role(StrEnum):
-    villager = "villager"
-    grid_worker = "grid_worker"  # 网格员
-    police = "police"  # 警务人员
-    women_fed = "women_fed"  # 妇联执委
-    child_director = "child_director"  # 儿童主任
 
 
 class IncidentStatus(StrEnum):

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bot import callbacks
+from bot.features.alerts.payloads import Respond, SendAsSos
 from groups.model import Incident, Notification, Response
 from groups.views import list_incidents
 from tests.harness import Village
@@ -232,5 +232,5 @@ async def test_unknown_user_and_villager_staff_commands(village: Village) -> Non
 
 
 def test_callback_data_is_short_ascii() -> None:
-    for data in (callbacks.respond(10**9, "coming"), callbacks.sos_location(-89.123456, -179.123456)):
+    for data in (Respond(10**9, "coming").data(), SendAsSos(location=(-89.123456, -179.123456)).data()):
         assert data.isascii() and len(data.encode()) <= 64

@@ -9,6 +9,7 @@ from sqlmodel import col, select
 
 from groups import alerts, onboarding
 from groups.directory import who_is
+from groups.effects import Timer
 from groups.errors import UserError
 from groups.model import HouseholdGroup, IncidentEvent, Member, Notification, Response
 from tests.test_core_support import GROUP_CHAT, T0, Village, build_village, incident, rows, say, token
@@ -141,7 +142,7 @@ def test_raise_fans_out_once_per_member_confirmation_first(village: Village) -> 
         assert sorted(result.effects.notifications) == sorted(r.id or 0 for r in found if r.status == "pending")
         inc = incident(s, result.incident_id)
         assert (inc.text, inc.escalation_level, inc.next_escalation_at) == ("kitchen", 0, T0 + timedelta(seconds=120))
-    assert result.effects.timers == [(result.incident_id, T0 + timedelta(seconds=120))]
+    assert result.effects.timers == [Timer("escalation", result.incident_id, T0 + timedelta(seconds=120))]
     assert events(village, result.incident_id) == ["raised"]
 
 

@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 
 from config import policies
 from groups import alerts, cases, escalation, referrals
+from groups.effects import Timer
 from groups.errors import UserError
 from groups.model import IncidentEvent, Notification, Referral
 from tests.test_core_support import T0, Village, build_village, incident, rows, say
@@ -121,7 +122,7 @@ def test_ladder_never_early_once_per_step_then_police(village: Village) -> None:
     assert early.level is None and early.rearm_at == HEAD_DUE and early.effects.notifications == []
     assert told(village, n, "escalation") == set()
     step1 = due(village, n, HEAD_DUE)
-    assert step1.level == 1 and step1.effects.timers == [(n, WORKER_DUE)]
+    assert step1.level == 1 and step1.effects.timers == [Timer("escalation", n, WORKER_DUE)]
     assert told(village, n, "escalation") == {village.ids["w1"]}
     assert due(village, n, HEAD_DUE + timedelta(seconds=1)).rearm_at == WORKER_DUE  # a second run does nothing
     assert told(village, n, "escalation") == {village.ids["w1"]}

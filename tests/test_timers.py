@@ -32,10 +32,12 @@ def test_arm_is_idempotent_and_rearm_all_restores_lost_timers(sqlite_url: str, c
     village = build_village(sqlite_url)
     with session_scope(village.engine) as session:
         result = alerts.raise_alert(session, village.uid("m2"), utcnow())
-    [(incident_id, at)] = result.effects.timers
-    timers.arm(configured, [(incident_id, at)])
-    timers.arm(configured, [(incident_id, at)])
-    job_id = timers.timer_job_id(incident_id, at)
+    [timer] = result.effects.timers
+    assert timer.kind == "escalation" and timer.subject == result.incident_id
+    timers.arm(configured, [timer])
+    timers.arm(configured, [timer])
+    job_id = timers.timer_job_id(timer)
+    assert job_id.startswith(f"esc-{result.incident_id}-")  # the ids jobs scheduled before kinds existed had
     assert Job.exists(job_id, connection=configured)
     assert timers.rearm_all(configured) == 0  # already armed
     configured.flushall()  # Redis lost everything
@@ -48,8 +50,8 @@ def test_fire_early_rearms_and_fire_due_escalates_once(sqlite_url: str, configur
     with session_scope(village.engine) as session:
         result = alerts.raise_alert(session, village.uid("m2"), utcnow() - timedelta(seconds=200))
     incident_id = result.incident_id
-    timers.fire(incident_id)  # the head had 120 s: escalates to the grid worker now
-    timers.fire(incident_id)  # again: the police step (at 420 s) is far off, so it is only re-armed
+    timers.fire("escalation", incident_id)  # the head had 120 s: escalates to the grid worker now
+    timers.fire(incident_id)  # again (a job armed before timer kinds): the police step (at 420 s) is far off
     with session_scope(village.engine) as session:
         incident = session.get(Incident, incident_id)
         assert incident is not None and incident.escalation_level == 1

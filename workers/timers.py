@@ -1,9 +1,9 @@
-"""Escalation timers: durable in the database (``Incident.next_escalation_at``), carried by RQ's scheduler.
+"""Timers of every kind the core defines (:data:`groups.timers.KINDS`), carried by RQ's scheduler.
 
-RQ's scheduler polls about once a second and truncates to whole seconds, so a job may start up to ~1 s
-early and ~1 s late. We schedule each check a little before its deadline; the job re-reads the deadline
-from the database and, when it is near, waits for it, so a step never fires early and is rarely more than
-a few hundred milliseconds late. Anything Redis loses is re-armed by the sweeper from the database.
+A timer is durable in the database (an escalation: ``Incident.next_escalation_at``); Redis only carries
+it, and :func:`rearm_all` restores what Redis lost. A job may start ~1 s early: it is scheduled
+:data:`LEAD_S` before its time and the core's handler says when it came early (see docs/architecture.md,
+"Timers").
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 
 import redis
 from rq import Queue
-from sqlmodel import col, select
 
 from groups.db import session_scope
-from groups.model import OPEN_STATUSES, Incident, Priority, utcnow
+from groups.effects import Timer
+from groups.model import Priority, utcnow
+from groups.timers import ESCALATION, KINDS, pending_timers
 from workers import context
 from workers.fanout import enqueue_batches
 from workers.queues import enqueue_notifications, queue_name
@@ -30,71 +31,72 @@ MAX_WAIT_S = 2.5  # ... and let the job wait up to this long for it
 FIRE = "workers.timers.fire"
 
 
-def timer_job_id(incident_id: int, at: datetime) -> str:
-    """Deterministic per incident and deadline: arming the same step twice keeps one job."""
-    return f"esc-{incident_id}-{int(at.timestamp() * 1000)}"
+def timer_job_id(timer: Timer) -> str:
+    """Deterministic per kind, subject and time: arming the same timer twice keeps one job."""
+    return f"{KINDS[timer.kind].job_prefix}-{timer.subject}-{int(timer.at.timestamp() * 1000)}"
 
 
-def arm(connection: redis.Redis, timers: Iterable[tuple[int, datetime]], suffix: str = "") -> None:
-    """Schedule an escalation check for each (incident id, deadline)."""
+def arm(connection: redis.Redis, timers: Iterable[Timer], suffix: str = "") -> None:
+    """Schedule each timer's job (on the escalation queue: every timer is urgent work)."""
     queue = Queue(queue_name(Priority.escalation), connection=connection)
     now = utcnow()
-    for incident_id, at in timers:
-        run_at = at - timedelta(seconds=LEAD_S)
-        job_id = timer_job_id(incident_id, at) + suffix
+    for timer in timers:
+        run_at = timer.at - timedelta(seconds=LEAD_S)
+        job_id = timer_job_id(timer) + suffix
+        options = {"job_id": job_id, "result_ttl": 60, "failure_ttl": 24 * 3600}
         if run_at <= now:
-            queue.enqueue(FIRE, incident_id, job_id=job_id, result_ttl=60, failure_ttl=24 * 3600)
+            queue.enqueue(FIRE, timer.kind, timer.subject, **options)
         else:
-            queue.enqueue_at(run_at, FIRE, incident_id, job_id=job_id, result_ttl=60, failure_ttl=24 * 3600)
+            queue.enqueue_at(run_at, FIRE, timer.kind, timer.subject, **options)
 
 
-def fire(incident_id: int) -> None:
-    """The RQ job: run the escalation check for ``incident_id`` when its deadline has come (idempotent)."""
-    from groups.escalation import escalation_due  # noqa: PLC0415
+def fire(kind: str | int, subject: int | None = None) -> None:
+    """The RQ job: run the core's handler for this timer when its time has come (idempotent).
 
+    ``fire(incident_id)``, the form jobs scheduled before timer kinds existed carry, is an escalation.
+    """
+    if subject is None:
+        kind, subject = ESCALATION, int(kind)
+    timer_kind = KINDS[str(kind)]
     ctx = context.current()
     while True:
         now = utcnow()
         with session_scope(ctx.engine) as session:
-            result = escalation_due(session, incident_id, now)
-        rearm_at = result.rearm_at
+            fired = timer_kind.fire(session, subject, now)
+        rearm_at = fired.rearm_at
         if rearm_at is None:
             break
         wait = (rearm_at - utcnow()).total_seconds()
         if wait > MAX_WAIT_S:
             # Far too early (a clock step?): a fresh job, not this one's id, which is still running.
-            arm(ctx.redis, [(incident_id, rearm_at)], suffix=f"-r{time.time_ns()}")
+            arm(ctx.redis, [Timer(str(kind), subject, rearm_at)], suffix=f"-r{time.time_ns()}")
             return
         time.sleep(max(wait, 0) + 0.005)
-    if result.effects.notifications:
-        log.info("incident #%s escalated to level %s", incident_id, result.level)
-        enqueue_batches(ctx.redis, result.effects.notifications, ctx.engine)
-    if result.effects.timers:
-        arm(ctx.redis, result.effects.timers)
+    if fired.summary:
+        log.info("%s", fired.summary)
+    if fired.effects.notifications:
+        enqueue_batches(ctx.redis, fired.effects.notifications, ctx.engine)
+    if fired.effects.timers:
+        arm(ctx.redis, fired.effects.timers)
 
 
 def rearm_all(connection: redis.Redis, now: datetime | None = None) -> int:
-    """Arm every open incident's next step from the database (after a Redis loss); returns how many."""
+    """Arm every pending timer of every kind from the database (after a Redis loss); returns how many."""
     ctx = context.current()
     with session_scope(ctx.engine) as session:
-        rows = session.exec(
-            select(Incident.id, Incident.next_escalation_at).where(
-                col(Incident.next_escalation_at).is_not(None), col(Incident.status).in_(OPEN_STATUSES)
-            )
-        ).all()
-    timers = [(int(i), at) for i, at in rows if i is not None and at is not None]
-    missing = [(i, at) for i, at in timers if not _is_armed(connection, i, at)]
+        timers = pending_timers(session)
+    missing = [timer for timer in timers if not _is_armed(connection, timer)]
     if missing:
         arm(connection, missing)
     return len(missing)
 
 
-def _is_armed(connection: redis.Redis, incident_id: int, at: datetime) -> bool:
+def _is_armed(connection: redis.Redis, timer: Timer) -> bool:
     from rq.exceptions import NoSuchJobError  # noqa: PLC0415
     from rq.job import Job, JobStatus  # noqa: PLC0415
 
     try:
-        status = Job.fetch(timer_job_id(incident_id, at), connection=connection).get_status(refresh=False)
+        status = Job.fetch(timer_job_id(timer), connection=connection).get_status(refresh=False)
     except NoSuchJobError:
         return False
     return status in (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED)

@@ -9,129 +9,34 @@ same transaction as what they cause; outbox rows and timers are handed to the wo
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from bot import callbacks, render
-from bot.texts import plain, t
-from config.settings import Language, Settings, pick_language
+from bot import render
+from bot.conversation.router import Router, Routes, prefix_of
+from bot.conversation.types import SOS_TEXT, Incoming, Outcome, Ports, Reply, Turn, parse_command
+from config.settings import pick_language
 from groups import onboarding
 from groups.db import session_scope
 from groups.directory import who_is
 from groups.effects import Effects
 from groups.errors import UserError
-from groups.model import ProcessedUpdate, utcnow
+from groups.model import ProcessedUpdate
+
+__all__ = ["SOS_TEXT", "Conversation", "Incoming", "Outcome", "Ports", "Reply", "Router", "Turn", "parse_command"]
 
 log = logging.getLogger(__name__)
-
-SOS_TEXT = "6995"
-_COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{3,64}))?(?:\s+(.*))?$", re.DOTALL)
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """What the conversation needs of one Telegram update, whichever library parsed it."""
-
-    update_id: int
-    chat_id: int
-    chat_type: str  # private | group | supergroup | channel
-    user_id: int | None
-    language_code: str | None = None
-    text: str | None = None
-    message_id: int | None = None
-    voice: bool = False
-    location: tuple[float, float] | None = None
-    callback_id: str | None = None
-    callback_data: str | None = None
-    migrate_to_chat_id: int | None = None
-
-    @property
-    def private(self) -> bool:
-        return self.chat_type == "private"
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A message to send back into the chat the update came from."""
-
-    text: str
-    reply_markup: dict[str, Any] | None = None
-
-
-@dataclass
-class Outcome:
-    replies: list[Reply] = field(default_factory=list)
-    callback_answer: str | None = None
-    callback_alert: bool = False
-    duplicate: bool = False
-
-
-@dataclass
-class Ports:
-    """What the conversation is wired to (bootstrap builds the real ones, tests may wire others)."""
-
-    settings: Settings
-    engine: Engine
-    bot_id: int
-    bot_username: str
-    enqueue: Callable[[list[int]], None]
-    arm: Callable[[list[tuple[int, datetime]]], None]
-    clock: Callable[[], datetime] = utcnow
-
-
-@dataclass
-class Turn:
-    """One update being handled: its session, user language, the time and what it leaves behind."""
-
-    session: Session
-    incoming: Incoming
-    language: Language
-    now: datetime
-    outcome: Outcome = field(default_factory=Outcome)
-    effects: Effects = field(default_factory=Effects)
-
-    def reply(self, key: str, reply_markup: dict[str, Any] | None = None, **params: Any) -> None:
-        self.outcome.replies.append(Reply(t(self.language, key, **params), reply_markup))
-
-    def answer(self, key: str, alert: bool = False, **params: Any) -> None:
-        self.outcome.callback_answer = plain(self.language, key, **params)
-        self.outcome.callback_alert = alert
-
-
-Handler = Callable[["Conversation", Turn, str], None]
-
-
-def parse_command(text: str, bot_username: str) -> tuple[str, str] | None:
-    """``/cmd@bot args`` -> ("cmd", "args"); None when not a command or addressed to another bot."""
-    match = _COMMAND.match(text.strip())
-    if match is None:
-        return None
-    name, addressee, args = match.groups()
-    if addressee and addressee.lower() != bot_username.lower():
-        return None
-    return name.lower(), (args or "").strip()
 
 
 class Conversation:
     """Handles updates; thread-safe (each call opens its own session)."""
 
-    def __init__(self, ports: Ports) -> None:
+    def __init__(self, ports: Ports, routers: Sequence[Router]) -> None:
         self.ports = ports
-        self.private_commands: dict[str, Handler] = {}
-        self.group_commands: dict[str, Handler] = {}
-        self.callback_actions: dict[str, Callable[[Conversation, Turn, callbacks.Callback], None]] = {}
-        self.text_handlers: list[Callable[[Conversation, Turn], bool]] = []
-        self.media_handlers: list[Callable[[Conversation, Turn], bool]] = []
-        from bot import features  # noqa: PLC0415  (features register themselves on this conversation)
-
-        features.register(self)
+        self.routes = Routes.of(list(routers))
 
     # -- entry point -------------------------------------------------------------------------------
     def handle(self, incoming: Incoming) -> Outcome:
@@ -218,7 +123,7 @@ class Conversation:
         command = parse_command(text, self.ports.bot_username) if text.startswith("/") else None
         if command is not None:
             name, args = command
-            table = self.private_commands if incoming.private else self.group_commands
+            table = self.routes.private_commands if incoming.private else self.routes.group_commands
             handler = table.get(name)
             if handler is not None:
                 handler(self, turn, args)
@@ -227,18 +132,25 @@ class Conversation:
             return
         if not incoming.private:
             return
-        handlers = self.media_handlers if (incoming.voice or incoming.location) else self.text_handlers
-        for handle in handlers:
-            if handle(self, turn):
+        if incoming.voice or incoming.location:
+            if self.routes.media is not None:
+                self.routes.media(self, turn)
+            return
+        for match, handle in self.routes.texts:
+            if match(turn):
+                handle(self, turn)
                 return
+        if self.routes.other_text is not None:
+            self.routes.other_text(self, turn)
 
     def _dispatch_callback(self, turn: Turn) -> None:
-        press = callbacks.parse(turn.incoming.callback_data)
-        action = self.callback_actions.get(press.action) if press else None
-        if press is None or action is None or turn.incoming.user_id is None:
+        data = turn.incoming.callback_data or ""
+        press = self.routes.presses.get(prefix_of(data))
+        payload = press.parse(data) if press is not None else None
+        if press is None or payload is None or turn.incoming.user_id is None:
             turn.answer("callback.bad", alert=True)
             return
-        action(self, turn, press)
+        press.handle(self, turn, payload)
 
     # -- helpers for features ----------------------------------------------------------------------
     def user_info(self, turn: Turn) -> Any:

@@ -7,13 +7,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bot import render
-from bot.conversation import Reply
+from bot.conversation import Reply, Router, Turn
+from bot.features.cases.payloads import ACK, ESCALATE, Ack, Escalate
 from bot.texts import t
 from groups import cases, escalation, referrals
 from groups.permissions import require_standing
 
 if TYPE_CHECKING:
-    from bot.conversation import Conversation, Turn
+    from bot.conversation import Conversation
+
+router = Router("cases")
 
 EXAMPLES = {
     "case": "/case 12",
@@ -47,12 +50,14 @@ def _localized(turn: Turn, params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@router.command("cases")
 def list_open(conversation: Conversation, turn: Turn, args: str) -> None:
     assert turn.incoming.user_id is not None
     summaries = cases.list_cases(turn.session, turn.incoming.user_id, turn.now)
     turn.outcome.replies.append(Reply(render.cases_text(turn.language, summaries)))
 
 
+@router.command("case")
 def show(conversation: Conversation, turn: Turn, args: str) -> None:
     parsed = _number(turn, "case", args)
     if parsed is None:
@@ -89,21 +94,33 @@ def _refer(turn: Turn, number: int, rest: str) -> Any:
     return referrals.refer(turn.session, _uid(turn), number, department, turn.now, days=days)
 
 
-def register(conversation: Conversation) -> None:
-    conversation.private_commands.update({
-        "cases": list_open,
-        "case": show,
-        "ack": _command("ack", lambda turn, n, rest: cases.acknowledge(turn.session, _uid(turn), n, turn.now)),
-        "resolve": _command(
-            "resolve", lambda turn, n, rest: cases.resolve(turn.session, _uid(turn), n, rest or None, turn.now)
-        ),
-        "false": _command(
-            "false", lambda turn, n, rest: cases.mark_false(turn.session, _uid(turn), n, rest or None, turn.now)
-        ),
-        "escalate": _command("escalate", _escalate),
-        "refer": _command("refer", _refer),
-        "referral_done": _command(
-            "referral_done",
-            lambda turn, n, rest: referrals.referral_done(turn.session, _uid(turn), n, rest or None, turn.now),
-        ),
-    })
+router.command("ack")(_command("ack", lambda turn, n, rest: cases.acknowledge(turn.session, _uid(turn), n, turn.now)))
+router.command("resolve")(
+    _command("resolve", lambda turn, n, rest: cases.resolve(turn.session, _uid(turn), n, rest or None, turn.now))
+)
+router.command("false")(
+    _command("false", lambda turn, n, rest: cases.mark_false(turn.session, _uid(turn), n, rest or None, turn.now))
+)
+router.command("escalate")(_command("escalate", _escalate))
+router.command("refer")(_command("refer", _refer))
+router.command("referral_done")(
+    _command(
+        "referral_done",
+        lambda turn, n, rest: referrals.referral_done(turn.session, _uid(turn), n, rest or None, turn.now),
+    )
+)
+
+
+# -- buttons under an escalation -----------------------------------------------------------------------
+@router.press(ACK, Ack.parse)
+def press_ack(conversation: Conversation, turn: Turn, press: Ack) -> None:
+    result = cases.acknowledge(turn.session, _uid(turn), press.incident_id, turn.now)
+    turn.effects.extend(result.effects)
+    turn.answer(result.reply_key, **result.params)
+
+
+@router.press(ESCALATE, Escalate.parse)
+def press_escalate(conversation: Conversation, turn: Turn, press: Escalate) -> None:
+    result = escalation.escalate_manual(turn.session, _uid(turn), press.incident_id, press.target, None, turn.now)
+    turn.effects.extend(result.effects)
+    turn.answer("escalate.done", id=result.incident_id, target=t(turn.language, f"role.{result.target}"))

@@ -5,15 +5,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot import render
-from bot.conversation import Reply
+from bot.conversation import Reply, Router, Turn
 from bot.texts import t
 from config.policies import STAFF_ROLES
 from groups import onboarding
 from groups.directory import MemberInfo
 
 if TYPE_CHECKING:
-    from bot.conversation import Conversation, Turn
+    from bot.conversation import Conversation
 
+router = Router("onboarding")
+
+
+@router.command("start")
 def start(conversation: Conversation, turn: Turn, args: str) -> None:
     incoming = turn.incoming
     assert incoming.user_id is not None
@@ -44,6 +48,7 @@ def _role_names(turn: Turn, roles: list[str]) -> str:
     return render.join_names(turn.language, (t(turn.language, f"role.{r}") for r in roles))
 
 
+@router.command("help")
 def help_(conversation: Conversation, turn: Turn, args: str) -> None:
     info = conversation.user_info(turn)
     if info is None:
@@ -62,6 +67,7 @@ def help_(conversation: Conversation, turn: Turn, args: str) -> None:
     turn.outcome.replies.append(Reply("\n\n".join(parts), render.sos_keyboard(turn.language)))
 
 
+@router.command("bind", private=False, group=True)
 def bind(conversation: Conversation, turn: Turn, args: str) -> None:
     incoming = turn.incoming
     assert incoming.user_id is not None
@@ -73,18 +79,11 @@ def bind(conversation: Conversation, turn: Turn, args: str) -> None:
     turn.reply(result.reply_key, group=result.group_name)
 
 
+@router.command("bind")
 def bind_in_private(conversation: Conversation, turn: Turn, args: str) -> None:
     turn.reply("bind.private_only_group")
 
 
-def help_button(conversation: Conversation, turn: Turn) -> bool:
-    if render.is_help_button(turn.incoming.text or ""):
-        help_(conversation, turn, "")
-        return True
-    return False
-
-
-def register(conversation: Conversation) -> None:
-    conversation.private_commands.update({"start": start, "help": help_, "bind": bind_in_private})
-    conversation.group_commands.update({"bind": bind})
-    conversation.text_handlers.insert(0, help_button)
+@router.text(lambda turn: render.is_help_button(turn.incoming.text or ""))
+def help_button(conversation: Conversation, turn: Turn) -> None:
+    help_(conversation, turn, "")

@@ -1,0 +1,103 @@
+"""What one turn of the conversation is made of: the update in, the replies out, the ports it is wired to."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bot.texts import plain, t
+from config.settings import Language, Settings
+from groups.effects import Effects, Timer
+from groups.model import utcnow
+
+SOS_TEXT = "6995"
+_COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{3,64}))?(?:\s+(.*))?$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """What the conversation needs of one Telegram update, whichever library parsed it."""
+
+    update_id: int
+    chat_id: int
+    chat_type: str  # private | group | supergroup | channel
+    user_id: int | None
+    language_code: str | None = None
+    text: str | None = None
+    message_id: int | None = None
+    voice: bool = False
+    location: tuple[float, float] | None = None
+    callback_id: str | None = None
+    callback_data: str | None = None
+    migrate_to_chat_id: int | None = None
+
+    @property
+    def private(self) -> bool:
+        return self.chat_type == "private"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A message to send back into the chat the update came from."""
+
+    text: str
+    reply_markup: dict[str, Any] | None = None
+
+
+@dataclass
+class Outcome:
+    replies: list[Reply] = field(default_factory=list)
+    callback_answer: str | None = None
+    callback_alert: bool = False
+    duplicate: bool = False
+
+
+@dataclass
+class Ports:
+    """What the conversation is wired to (bootstrap builds the real ones, tests may wire others)."""
+
+    settings: Settings
+    engine: Engine
+    bot_id: int
+    bot_username: str
+    enqueue: Callable[[list[int]], None]
+    arm: Callable[[list[Timer]], None]
+    clock: Callable[[], datetime] = utcnow
+
+
+@dataclass
+class Turn:
+    """One update being handled: its session, user language, the time and what it leaves behind."""
+
+    session: Session
+    incoming: Incoming
+    language: Language
+    now: datetime
+    outcome: Outcome = field(default_factory=Outcome)
+    effects: Effects = field(default_factory=Effects)
+
+    def reply(self, key: str, reply_markup: dict[str, Any] | None = None, **params: Any) -> None:
+        self.outcome.replies.append(Reply(t(self.language, key, **params), reply_markup))
+
+    def answer(self, key: str, alert: bool = False, **params: Any) -> None:
+        self.outcome.callback_answer = plain(self.language, key, **params)
+        self.outcome.callback_alert = alert
+
+
+def parse_command(text: str, bot_username: str) -> tuple[str, str] | None:
+    """``/cmd@bot args`` -> ("cmd", "args"); None when not a command or addressed to another bot."""
+    match = _COMMAND.match(text.strip())
+    if match is None:
+        return None
+    name, addressee, args = match.groups()
+    if addressee and addressee.lower() != bot_username.lower():
+        return None
+    return name.lower(), (args or "").strip()
+
+

@@ -1,0 +1,1 @@
+"""Raising alerts, responses, /cancel, attachments: ``router`` (handlers) and ``payloads`` (its buttons)."""

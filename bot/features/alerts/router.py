@@ -1,0 +1,128 @@
+"""Raising alerts (/sos, 6995, the SOS button, a voice note or location), responses, /cancel, attachments."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot import render
+from bot.conversation import SOS_TEXT, Reply, Router, Turn
+from bot.features.alerts.payloads import CATEGORY, RESPOND, SOS, Category, Respond, SendAsSos
+from bot.texts import t
+from groups import alerts
+from groups.effects import Effects
+
+if TYPE_CHECKING:
+    from bot.conversation import Conversation
+
+router = Router("alerts")
+
+
+def _raise(turn: Turn, category: str | None, text: str | None, location: tuple[float, float] | None = None) -> int:
+    assert turn.incoming.user_id is not None
+    result = alerts.raise_alert(turn.session, turn.incoming.user_id, turn.now, category, text, location)
+    turn.effects.extend(result.effects)
+    return result.incident_id
+
+
+@router.command("sos", private=False, group=True)
+def sos_in_group(conversation: Conversation, turn: Turn, args: str) -> None:
+    turn.reply("group.sos_private")
+
+
+@router.command("sos")
+def sos(conversation: Conversation, turn: Turn, args: str) -> None:
+    """``/sos [category] [text]``: raised at once; the confirmation comes from the outbox."""
+    word, _, rest = args.partition(" ")
+    _raise(turn, word or None, rest or None)
+
+
+@router.command("cancel")
+def cancel(conversation: Conversation, turn: Turn, args: str) -> None:
+    assert turn.incoming.user_id is not None
+    result = alerts.cancel_latest(turn.session, turn.incoming.user_id, turn.now)
+    turn.effects.extend(result.effects)
+    turn.reply(result.reply_key, **result.params)
+
+
+def _is_sos(turn: Turn) -> bool:
+    text = (turn.incoming.text or "").strip()
+    return text == SOS_TEXT or render.is_sos_button(text)
+
+
+@router.text(_is_sos)
+def sos_text(conversation: Conversation, turn: Turn) -> None:
+    """``6995`` or the SOS button."""
+    _raise(turn, None, None)
+
+
+@router.otherwise
+def attach_text(conversation: Conversation, turn: Turn) -> None:
+    """Text the reporter sends soon after raising goes to everyone told; otherwise a hint."""
+    assert turn.incoming.user_id is not None
+    result = alerts.attach(turn.session, turn.incoming.user_id, turn.now, text=turn.incoming.text)
+    if result is not None:
+        turn.effects.extend(result.effects)
+        turn.reply(result.reply_key, **result.params)
+    elif conversation.user_info(turn) is None:
+        turn.reply("start.how_to_join")
+    else:
+        turn.reply("hint.no_incident", render.sos_keyboard(turn.language))
+
+
+@router.on_media
+def attach_media(conversation: Conversation, turn: Turn) -> None:
+    """A voice note or location: attached to a fresh open incident, else offered as an SOS (one tap)."""
+    incoming = turn.incoming
+    assert incoming.user_id is not None and incoming.message_id is not None
+    voice = (incoming.chat_id, incoming.message_id) if incoming.voice else None
+    result = alerts.attach(turn.session, incoming.user_id, turn.now, voice=voice, location=incoming.location)
+    if result is not None:
+        turn.effects.extend(result.effects)
+        turn.reply(result.reply_key, **result.params)
+        return
+    if conversation.user_info(turn) is None:
+        turn.reply("start.how_to_join")
+        return
+    if incoming.location is not None:
+        offer, key = SendAsSos(location=incoming.location), "attachment.offer_location"
+    else:
+        offer, key = SendAsSos(voice_message_id=incoming.message_id), "attachment.offer_voice"
+    button = {"text": t(turn.language, "attachment.send_as_sos"), "callback_data": offer.data()}
+    turn.outcome.replies.append(Reply(t(turn.language, key), {"inline_keyboard": [[button]]}))
+
+
+# -- buttons -----------------------------------------------------------------------------------------
+@router.press(RESPOND, Respond.parse)
+def press_response(conversation: Conversation, turn: Turn, press: Respond) -> None:
+    assert turn.incoming.user_id is not None
+    result = alerts.respond(turn.session, turn.incoming.user_id, press.incident_id, press.kind, turn.now)
+    turn.effects.extend(result.effects)
+    if result.changed:
+        turn.answer("answer.recorded", kind=t(turn.language, f"response.{press.kind}"))
+    else:
+        turn.answer("answer.same")
+
+
+@router.press(CATEGORY, Category.parse)
+def press_category(conversation: Conversation, turn: Turn, press: Category) -> None:
+    assert turn.incoming.user_id is not None
+    result = alerts.set_category(turn.session, turn.incoming.user_id, press.incident_id, press.name, turn.now)
+    turn.effects.extend(result.effects)
+    label = render.category_label(turn.language, result.category)
+    turn.answer(result.reply_key, **(result.params | {"category": label}))
+
+
+@router.press(SOS, SendAsSos.parse)
+def press_sos(conversation: Conversation, turn: Turn, press: SendAsSos) -> None:
+    """The one-tap "send as SOS" offered for a voice note or a location."""
+    incoming = turn.incoming
+    assert incoming.user_id is not None
+    if press.location is not None:
+        _raise(turn, None, None, press.location)
+    else:
+        assert press.voice_message_id is not None
+        _raise(turn, None, None)
+        voice = (incoming.user_id, press.voice_message_id)
+        result = alerts.attach(turn.session, incoming.user_id, turn.now, voice=voice)
+        turn.effects.extend(result.effects if result is not None else Effects())
+    turn.answer("answer.sos_sent")

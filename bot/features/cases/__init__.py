@@ -1,0 +1,1 @@
+"""Case handling by the head, grid workers and police: ``router`` (handlers) and ``payloads`` (buttons)."""

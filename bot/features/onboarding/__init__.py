@@ -1,0 +1,1 @@
+"""Joining, binding a group chat, and role-aware /help: ``router``."""
