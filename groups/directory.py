@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from groups.errors import UserError
@@ -153,7 +154,12 @@ def load_incident(session: Session, incident_id: int, *, for_update: bool = Fals
     """The incident ``#incident_id``, else UserError("incident_not_found")."""
     query = select(Incident).where(Incident.id == incident_id)
     if for_update:
-        # PostgreSQL: serialize concurrent commands/timers on one incident (SQLite ignores it).
+        # Serialize concurrent commands and timers on one incident. PostgreSQL: a row lock. SQLite ignores
+        # FOR UPDATE, and Python's sqlite3 opens the transaction only at the first write, so a read could
+        # be stale by the time it is written back (an ack lost under an escalation): a no-op write first
+        # takes SQLite's write lock, and the read then sees the last commit.
+        if session.get_bind().dialect.name == "sqlite":
+            session.execute(text("UPDATE incident SET id = id WHERE id = :id"), {"id": incident_id})
         query = query.with_for_update()
     incident = session.exec(query).first()
     if incident is None:

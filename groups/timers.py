@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from groups.effects import Effects, Timer
 from groups.escalation import ESCALATION_TIMER, escalation_due
-from groups.model import OPEN_STATUSES, Incident
+from groups.model import Incident, IncidentStatus
 
 ESCALATION = ESCALATION_TIMER
 
@@ -48,7 +48,8 @@ def _fire_escalation(session: Session, incident_id: int, now: datetime) -> Fired
 def _pending_escalations(session: Session) -> list[Timer]:
     rows = session.exec(
         select(Incident.id, Incident.next_escalation_at).where(
-            col(Incident.next_escalation_at).is_not(None), col(Incident.status).in_(OPEN_STATUSES)
+            # Only an open incident climbs (an acknowledged one never does: no timer to keep alive).
+            col(Incident.next_escalation_at).is_not(None), col(Incident.status) == IncidentStatus.open
         )
     ).all()
     return [Timer(ESCALATION, int(i), at) for i, at in rows if i is not None and at is not None]

@@ -63,17 +63,23 @@ async def test_nobody_acks_grid_worker_then_police_on_time(village: Village) -> 
     assert len(await village.messages("w1")) == 2 and len(await village.messages("p1")) == 2  # told once
 
 
-async def test_head_ack_stops_the_ladder(village: Village) -> None:
-    await village.say("g1m5", "6995")
-    head_dm = (await village.wait("g1m1", 2))[-1]
-    data = head_dm["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
-    await village.press("g1m1", village.user_ids["g1m1"], head_dm, data)
-    await asyncio.sleep(HEAD_ACK_S + WORKER_ACK_S + 1.5)
-    assert incident(village).status == "acknowledged"
-    assert events(village, "escalated") == []
-    assert len(await village.messages("w1")) == 1 and len(await village.messages("p1")) == 1
-    reporter = " ".join(m["text"] for m in await village.messages("g1m5"))
-    assert "张大山" in reporter  # the reporter is told who owns it
+async def test_head_ack_stops_the_ladder(tmp_path: Path, redis_url: str) -> None:
+    """The head has 5 s here, not 2 s: on a loaded machine the DM and the press can take longer than 2 s
+    between them, and then the first step rightly fires; this test is about what the ack stops."""
+    head_ack = 5
+    roster = ROSTER.replace(f"head_ack_s: {HEAD_ACK_S}", f"head_ack_s: {head_ack}")
+    async with Village(tmp_path, redis_url, roster=roster, workers=2) as village:
+        await village.link(*GROUP, "w1", "p1")
+        await village.say("g1m5", "6995")
+        head_dm = (await village.wait("g1m1", 2))[-1]
+        data = head_dm["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+        await village.press("g1m1", village.user_ids["g1m1"], head_dm, data)
+        await asyncio.sleep(head_ack + WORKER_ACK_S + 1.5)
+        assert incident(village).status == "acknowledged"
+        assert events(village, "escalated") == []
+        assert len(await village.messages("w1")) == 1 and len(await village.messages("p1")) == 1
+        reporter = " ".join(m["text"] for m in await village.messages("g1m5"))
+        assert "张大山" in reporter  # the reporter is told who owns it
 
 
 async def test_ack_command_racing_the_timer_does_no_harm(tmp_path: Path, redis_url: str) -> None:
