@@ -60,7 +60,7 @@ def category_label(language: Language, name: str) -> str:
 
 
 def response_buttons(incident_id: int) -> list[list[Button]]:
-    """One big button per row: 我来了 first (CONTRACT.md), labels bilingual whatever the language."""
+    """One big button per row: 我来了 first, labels bilingual whatever the language."""
     return [
         [{"text": label, "callback_data": Respond(incident_id, kind).data()}]
         for kind, label in RESPONSE_LABELS.items()

@@ -1,15 +1,7 @@
-"""One job for all the messages one use case owes, sent in parallel.
+"""One job for all the messages one use case owes, its rows delivered in parallel by a small thread pool.
 
-An alert owes about eleven messages (the confirmation, nine DMs, the group post). As eleven RQ jobs they
-queue behind each other on two workers (~40 ms each here: the job bookkeeping, the claim, rendering,
-the send); as one job whose rows are delivered by a small thread pool they all go out within one
-round trip of the Bot API — each row still claimed, rate-limited and recorded exactly as by
-:func:`workers.delivery.deliver`, which this only calls in parallel.
-
-The rows stay the unit of truth: if the batch job is lost, the sweeper finds them pending and enqueues
-them one by one; if a row was already claimed elsewhere, ``deliver`` skips it. Under a backlog (the
-overload mode of :mod:`workers.queues`) the rows are enqueued one by one instead, so that the queue
-order — group posts, heads, then the other DMs — decides who is told first.
+Each row is still claimed, rate-limited and recorded exactly as by :func:`workers.delivery.deliver`;
+under a backlog rows are queued one by one instead. Why: docs/architecture.md ("One job per use case").
 """
 
 from __future__ import annotations

@@ -1,31 +1,9 @@
 """One sending limiter per bot token, kept in Redis and shared by every process.
 
-Telegram's limits (per bot token): about 30 messages/s overall, 1/s per chat, 20/min per group
-chat; edits count. :meth:`Limiter.reserve` books, in one atomic Lua script, the earliest moment that
-satisfies all of them for one chat and returns how long the caller must wait before sending; since
-the booking is atomic, concurrent workers never pick the same slot.
-
-How each limit is kept (times in integer milliseconds of Redis' own clock, ``TIME``):
-
-- overall: a log of booked send times in which no window of 1.05 s holds more than 30 (so no second
-  ever does; the 5 % is for network jitter). A slot is booked only where the 2.1 s around it holds
-  fewer than 30, which is enough for every window containing it. An alert's eleven messages go out
-  at once instead of 34 ms apart, and traffic kept this way also conforms to a token bucket of 30
-  at 30/s (what Telegram and the emulator enforce). Slots are booked out of order, so a chat that
-  must wait does not hold back the others.
-- per chat (private and group): a log of booked times; consecutive messages 1.1 s apart. The 10 %
-  margin is for jitter: a send that leaves late (a loaded machine, a slow request) shortens the gap to
-  the next one; with 1.02 s, a loaded test machine drew a 429 from the emulator's strict 1/s bucket.
-- per group chat (chat id < 0) additionally: at most 20 in any 61 s window. The log allows a burst
-  (at 1.1 s spacing) of up to 20 — the first post and its first edits of an emergency go out at once —
-  and then holds the 21st until the 1st is 61 s old, so no 60 s window ever holds more than 20 (the
-  extra second absorbs a late send). A plain 3 s spacing would also keep the limit, but would hold an
-  alert's first tally edits back by 3 s each.
-- a 429 (:meth:`Limiter.penalize`) blocks that chat for ``retry_after``; when several different chats
-  get a 429 within a second, the whole token is slowed for ``retry_after`` (Telegram is flooding the
-  token, not one chat), and nothing else is blocked needlessly.
-
-Keys are ``yihu:rl:{bot_id}:...`` and all carry expiries.
+:meth:`Limiter.reserve` books, in one atomic Lua script on Redis' clock, the earliest moment that keeps
+Telegram's limits (30/s overall, 1.1 s per chat, 20 per 61 s per group chat) and returns how long to
+wait; :meth:`Limiter.penalize` honours a 429. Why these margins: docs/architecture.md ("The shared
+limiter"). Keys are ``yihu:rl:{bot_id}:...`` and all carry expiries.
 """
 
 from __future__ import annotations

@@ -1,20 +1,8 @@
-"""Worker processes: an RQ worker draining the four queues in priority order, plus the sweeper thread.
+"""Worker processes: an RQ ``SimpleWorker`` draining the queues in priority order, the scheduler and
+sweeper threads, and stopping promptly on SIGTERM (:class:`DeliveryWorker`).
 
-The worker class is RQ's ``SimpleWorker`` (runs jobs in-process): delivery jobs are short, I/O-bound
-and idempotent, so the forking ``Worker``'s isolation buys nothing and costs a fork per job (measured
-with ``bench/rq_workers.py`` on this machine under load: ~12.5 ms per no-op job in-process vs ~24-32 ms
-forking, RQ 3.0; and a fork would throw away the sender's HTTP connection pool every job).
-
-A job whose worker is SIGKILLed: its row stays ``sending`` until the lease expires (30 s), then the
-sweeper re-enqueues it (RQ itself only moves the abandoned job to its failed registry, at its next
-maintenance, every :data:`MAINTENANCE_INTERVAL_S`; the worker's heartbeat lives :data:`WORKER_TTL_S`).
-Jobs still queued are untouched and go to the surviving workers.
-
-Delayed jobs (retries, escalation timers) are moved onto their queues by :mod:`workers.scheduler`'s
-thread, not RQ's forked scheduler process (see there why).
-
-SIGTERM / SIGINT: RQ's warm shutdown — the current job finishes, then the process exits (see
-:class:`DeliveryWorker` for why RQ's own command-channel teardown is replaced).
+Why in-process jobs, what a SIGKILL leaves behind and the shutdown fixes: docs/architecture.md
+("Worker processes"). The app starts these processes (``bot.bootstrap.start_worker_processes``).
 """
 
 from __future__ import annotations
@@ -44,15 +32,10 @@ COMMAND_POLL_S = 0.5
 
 
 class DeliveryWorker(SimpleWorker):
-    """RQ's ``SimpleWorker`` whose command-channel thread always stops within :data:`COMMAND_POLL_S`.
-
-    RQ listens for its commands (``rq`` CLI: shutdown, kill-horse) on a pub/sub thread polling every 60 s,
-    and at teardown sends UNSUBSCRIBE, then stops that thread and waits for it with no timeout. With
-    redis-py 8 the thread can read the UNSUBSCRIBE reply and start a new 60 s wait (now unsubscribed)
-    before the stop flag is set: the worker then hangs for up to a minute after a warm shutdown (seen
-    under load as a worker that logs "warm shut down requested" and never exits). Here the flag is set
-    first and the poll is short; the thread closes the pub/sub connection itself when it ends.
-    """
+    """RQ's ``SimpleWorker`` that stops promptly: its command-channel thread polls every
+    :data:`COMMAND_POLL_S` and is stopped flag-first (RQ's could hang a warm shutdown for up to 60 s
+    with redis-py 8), and a SIGTERM during start-up is held, not fatal. docs/architecture.md
+    ("Worker processes")."""
 
     def subscribe(self) -> None:
         self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)

@@ -1,11 +1,7 @@
 """Moves due ``enqueue_in`` / ``enqueue_at`` jobs onto their queues: a thread in every worker process.
 
-Why not RQ's own ``--with-scheduler``: it forks a scheduler process that outlives a SIGKILLed worker (an
-orphan that never exits), and its lock lives 61 s while other workers only retry taking it every 10
-minutes — so after a crash, retries and escalation timers could wait minutes. Here every worker process
-runs this thread; one at a time holds a 3 s Redis lock (renewed every tick) and moves the due jobs with
-RQ's own ``RQScheduler.enqueue_scheduled_jobs``; if its process dies another takes over within seconds.
-A job moved twice in a race is harmless: every job is idempotent.
+One thread at a time holds a 3 s Redis lock and moves the due jobs with RQ's own code; why not RQ's
+forked scheduler: docs/architecture.md ("Timers and the scheduler thread").
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
 """The outbox sweeper: the database is the truth, so anything it still owes gets back onto a queue.
 
-Redis may lose jobs (flushed, restarted without persistence, a job dropped while Redis was down, a
-worker SIGKILLed mid-job). Every ``sweep_interval_s`` one process (a short Redis lock) looks for:
-
-- ``pending`` rows due more than ``sweep_pending_after_s`` ago that no queued, scheduled or running RQ
-  job carries;
-- ``sending`` rows whose claim is older than the lease (:data:`workers.delivery.LEASE_S`): their worker
-  died. ``deliver`` re-claims them and, if the re-send succeeds, counts a possible duplicate.
-
-The same pass re-arms escalation timers Redis lost (:func:`workers.timers.rearm_all`) and, once a
-minute, queues the referral reminders that are due (:func:`workers.timers.remind_referrals`).
+Every ``sweep_interval_s`` one process re-enqueues ``pending`` rows no job carries and ``sending`` rows
+whose lease expired, re-arms timers Redis lost (:func:`workers.timers.rearm_all`) and, once a minute,
+queues due referral reminders. docs/architecture.md ("The sweeper").
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from bot.callback_data import as_int, pack, unpack
 RESPOND, CATEGORY, SOS = "r", "k", "s"
 RESPONSE_CODES = {"c": "coming", "p": "called", "x": "cant"}
 RESPONSE_LETTERS = {kind: code for code, kind in RESPONSE_CODES.items()}
-# Labels are bilingual whatever the user's language (CONTRACT.md), in this order.
+# Labels are bilingual whatever the user's language (the users' interface promises it), in this order.
 RESPONSE_LABELS = {"coming": "我来了 I'm coming", "called": "已报警 Called 110", "cant": "无法前往 Can't come"}
 
 
