@@ -483,6 +483,7 @@ def test_a_killed_worker_loses_nothing(emu: ThreadedEmulator, settings: Settings
         assert 1 <= received <= 1 + done.duplicates
 
 
+@pytest.mark.timeout(300)  # thirty process starts: ~20 s on an idle machine, minutes on a loaded one
 def test_workers_stop_promptly_on_sigterm_busy_or_idle(
     emu: ThreadedEmulator, settings: Settings, redis_url: str
 ) -> None:

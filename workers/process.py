@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
+from rq.job import Job
 
 from config.settings import Settings
 from workers import context as context_module
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 MAINTENANCE_INTERVAL_S = 10
 WORKER_TTL_S = 20
 COMMAND_POLL_S = 0.5
+IDLE_POLL_S = 1  # an idle worker's blocking dequeue, in whole seconds (RQ's BLPOP timeout)
 
 
 class DeliveryWorker(SimpleWorker):
@@ -63,6 +66,27 @@ class DeliveryWorker(SimpleWorker):
         if getattr(self, "_stop_before_start", False):
             self.log.info("Worker %s: stop requested while starting", self.name)
             self._stop_requested = True
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        """RQ's warm stop, remembered first: RQ raises ``StopRequested`` from the signal handler to
+        break an idle wait, and an exception raised while a log line is written is swallowed by
+        ``logging`` (seen: an idle worker that never stopped). The flag ends the wait regardless."""
+        self._stop_requested = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        """RQ's blocking dequeue in rounds of at most :data:`IDLE_POLL_S`, checking the stop flag between."""
+        if timeout is None or max_idle_time is not None:
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        while True:
+            if self._stop_requested:
+                raise StopRequested()
+            wait = min(timeout, IDLE_POLL_S)
+            result = super().dequeue_job_and_maintain_ttl(wait, max_idle_time=wait)
+            if result is not None:
+                return result
 
     def unsubscribe(self) -> None:
         thread = self.pubsub_thread
