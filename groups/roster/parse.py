@@ -256,14 +256,22 @@ def _first_use(
 def _check_references(check: _Checker, data: dict[str, Any], roster: Roster) -> None:
     """Uniqueness and cross references. Paths are rebuilt from the raw data so indexes match the file."""
     member_at: dict[str, str] = {}
+    raw_grids: list[Any] = data.get("grids") or []
+    _check_grid_tree(check, raw_grids, member_at)
+    staff_roles = _check_staff_keys(check, data.get("staff"), member_at)
+    _check_grid_staff(check, raw_grids, staff_roles, member_at)
 
-    def claim_key(key: str, where: str) -> None:
-        _first_use(check, member_at, key, where, lambda v, first: f"{v} is used twice (first at {first}); "
-                   "member keys must be unique.")
 
+def _claim_key(check: _Checker, member_at: dict[str, str], key: str, where: str) -> None:
+    """A member key (villager or staff) is used once in the whole file."""
+    _first_use(check, member_at, key, where, lambda v, first: f"{v} is used twice (first at {first}); "
+               "member keys must be unique.")
+
+
+def _check_grid_tree(check: _Checker, raw_grids: list[Any], member_at: dict[str, str]) -> None:
+    """Grid and group codes are unique; each group's head is one of its members. Claims the villagers' keys."""
     grid_at: dict[str, str] = {}
     group_at: dict[str, str] = {}
-    raw_grids: list[Any] = data.get("grids") or []
     for gi, raw_grid in enumerate(raw_grids):
         if not isinstance(raw_grid, dict):
             continue
@@ -277,36 +285,49 @@ def _check_references(check: _Checker, data: dict[str, Any], roster: Roster) -> 
             ppath = f"{gpath}.groups[{pi}]"
             gcode = _first_use(check, group_at, raw_group.get("code"), f"{ppath}.code",
                                lambda v, first: f"group code {v} is used twice (first at {first}).")
-            labels: dict[str, str] = {}
-            group_members: set[str] = set()
-            raw_households = raw_group.get("households")
-            for hi, raw_household in enumerate(raw_households if isinstance(raw_households, list) else []):
-                if not isinstance(raw_household, dict):
-                    continue
-                hpath = f"{ppath}.households[{hi}]"
-                _first_use(check, labels, raw_household.get("label"), f"{hpath}.label",
-                           lambda v, first: f"household {v} appears twice in this group (first at {first}).")
-                raw_members = raw_household.get("members")
-                for mi, raw_member in enumerate(raw_members if isinstance(raw_members, list) else []):
-                    if isinstance(raw_member, dict) and isinstance(raw_member.get("key"), str):
-                        key = raw_member["key"].strip()
-                        if key:
-                            claim_key(key, f"{hpath}.members[{mi}].key")
-                            group_members.add(key)
+            group_members = _check_households(check, raw_group.get("households"), ppath, member_at)
             head = raw_group.get("head")
             if isinstance(head, str) and head.strip() and head.strip() not in group_members:
                 name = gcode or f"#{pi}"
                 check.error(f"{ppath}.head", f"{head.strip()} is not a member of group {name}.")
 
+
+def _check_households(check: _Checker, raw_households: Any, ppath: str, member_at: dict[str, str]) -> set[str]:
+    """Household labels are unique within the group; claims its members' keys and returns them."""
+    labels: dict[str, str] = {}
+    group_members: set[str] = set()
+    for hi, raw_household in enumerate(raw_households if isinstance(raw_households, list) else []):
+        if not isinstance(raw_household, dict):
+            continue
+        hpath = f"{ppath}.households[{hi}]"
+        _first_use(check, labels, raw_household.get("label"), f"{hpath}.label",
+                   lambda v, first: f"household {v} appears twice in this group (first at {first}).")
+        raw_members = raw_household.get("members")
+        for mi, raw_member in enumerate(raw_members if isinstance(raw_members, list) else []):
+            if isinstance(raw_member, dict) and isinstance(raw_member.get("key"), str):
+                key = raw_member["key"].strip()
+                if key:
+                    _claim_key(check, member_at, key, f"{hpath}.members[{mi}].key")
+                    group_members.add(key)
+    return group_members
+
+
+def _check_staff_keys(check: _Checker, raw_staff: Any, member_at: dict[str, str]) -> dict[str, str]:
+    """Claims the staff keys; the role of each staff key (its first entry's)."""
     staff_roles: dict[str, str] = {}
-    raw_staff = data.get("staff")
     for si, raw in enumerate(raw_staff if isinstance(raw_staff, list) else []):
         if isinstance(raw, dict) and isinstance(raw.get("key"), str) and raw["key"].strip():
             key = raw["key"].strip()
-            claim_key(key, f"staff[{si}].key")
+            _claim_key(check, member_at, key, f"staff[{si}].key")
             if isinstance(raw.get("role"), str):
                 staff_roles.setdefault(key, raw["role"].strip())
+    return staff_roles
 
+
+def _check_grid_staff(
+    check: _Checker, raw_grids: list[Any], staff_roles: dict[str, str], member_at: dict[str, str]
+) -> None:
+    """Each key a grid names as staff is listed once and is a staff member with the field's role."""
     for gi, raw_grid in enumerate(raw_grids):
         if not isinstance(raw_grid, dict):
             continue

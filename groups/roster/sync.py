@@ -115,6 +115,30 @@ def _deactivate(rows: Iterable[Any], kept: set[Any], ident: Callable[[Any], Any]
             counts.deactivated += 1
 
 
+@dataclass
+class _Rows:
+    """Every grid, group, household and member row by its identity, and the secrets already handed out."""
+
+    grids: dict[str, Grid]
+    groups: dict[str, HouseholdGroup]
+    households: dict[tuple[int | None, str], Household]
+    members: dict[str, Member]
+    tokens: set[str]
+    bind_codes: set[str]
+
+    @classmethod
+    def load(cls, session: Session) -> _Rows:
+        grids = {g.code: g for g in session.exec(select(Grid)).all()}
+        groups = {g.code: g for g in session.exec(select(HouseholdGroup)).all()}
+        households: dict[tuple[int | None, str], Household] = {
+            (h.group_id, h.label): h for h in session.exec(select(Household)).all()
+        }
+        members = {m.key: m for m in session.exec(select(Member)).all()}
+        tokens = {m.invite_token for m in members.values()}
+        bind_codes = {g.bind_code for g in groups.values()}
+        return cls(grids, groups, households, members, tokens, bind_codes)
+
+
 def import_roster(session: Session, roster: Roster) -> ImportSummary:
     """Bring the database in line with ``roster`` inside the caller's transaction (the caller commits).
 
@@ -122,15 +146,20 @@ def import_roster(session: Session, roster: Roster) -> ImportSummary:
     deactivates what the roster no longer names; Telegram links, tokens, bind codes and history stay.
     """
     summary = ImportSummary()
-    grids = {g.code: g for g in session.exec(select(Grid)).all()}
-    groups = {g.code: g for g in session.exec(select(HouseholdGroup)).all()}
-    households: dict[tuple[int | None, str], Household] = {
-        (h.group_id, h.label): h for h in session.exec(select(Household)).all()
-    }
-    members = {m.key: m for m in session.exec(select(Member)).all()}
-    tokens = {m.invite_token for m in members.values()}
-    bind_codes = {g.bind_code for g in groups.values()}
+    rows = _Rows.load(session)
+    # Parents before children, each level flushed so its ids exist for the next.
+    _sync_grids(session, roster, rows, summary.grids)
+    group_states = _sync_groups(session, roster, rows)
+    _sync_households(session, roster, rows, summary.households)
+    _sync_members(session, roster, rows, summary.members)
+    _sync_heads(roster, rows, group_states, summary.groups)
+    _deactivate_unnamed(roster, rows, group_states, summary)
+    _replace_grid_staff(session, roster, rows.grids, rows.members, summary.staff_roles)
+    session.flush()
+    return summary
 
+
+def _sync_grids(session: Session, roster: Roster, rows: _Rows, counts: KindCounts) -> None:
     for grid_spec in roster.grids:
         values: dict[str, Any] = {
             "code": grid_spec.code,
@@ -140,45 +169,55 @@ def import_roster(session: Session, roster: Roster) -> ImportSummary:
             "active": True,
         }
         _count(
-            summary.grids,
-            _upsert(session, grids, grid_spec.code, values, lambda v: Grid(**v))[1],
+            counts,
+            _upsert(session, rows.grids, grid_spec.code, values, lambda v: Grid(**v))[1],
         )
     session.flush()
 
+
+def _sync_groups(session: Session, roster: Roster, rows: _Rows) -> dict[str, str]:
+    """Each named group's state (created, updated or unchanged); counted once its head is set."""
     group_states: dict[str, str] = {}
     for grid_spec in roster.grids:
-        grid_id = grids[grid_spec.code].id
+        grid_id = rows.grids[grid_spec.code].id
         for group_spec in grid_spec.groups:
             values = {"code": group_spec.code, "name": group_spec.name, "grid_id": grid_id, "active": True}
             group_states[group_spec.code] = _upsert(
                 session,
-                groups,
+                rows.groups,
                 group_spec.code,
                 values,
-                lambda v: HouseholdGroup(bind_code=_unique_secret(new_bind_code, bind_codes), **v),
+                lambda v: HouseholdGroup(bind_code=_unique_secret(new_bind_code, rows.bind_codes), **v),
             )[1]
     session.flush()
+    return group_states
 
+
+def _sync_households(session: Session, roster: Roster, rows: _Rows, counts: KindCounts) -> None:
     for grid_spec in roster.grids:
         for group_spec in grid_spec.groups:
-            group_id = groups[group_spec.code].id
+            group_id = rows.groups[group_spec.code].id
             for household_spec in group_spec.households:
                 values = {"group_id": group_id, "label": household_spec.label, "active": True}
                 ident = (group_id, household_spec.label)
                 _count(
-                    summary.households,
-                    _upsert(session, households, ident, values, lambda v: Household(**v))[1],
+                    counts,
+                    _upsert(session, rows.households, ident, values, lambda v: Household(**v))[1],
                 )
     session.flush()
 
+
+def _sync_members(session: Session, roster: Roster, rows: _Rows, counts: KindCounts) -> None:
+    """Villagers (by household), then staff (in no household)."""
+
     def member_row(key: str) -> Callable[[dict[str, Any]], Member]:
-        return lambda v: Member(key=key, invite_token=_unique_secret(new_invite_token, tokens), **v)
+        return lambda v: Member(key=key, invite_token=_unique_secret(new_invite_token, rows.tokens), **v)
 
     for grid_spec in roster.grids:
         for group_spec in grid_spec.groups:
-            group_id = groups[group_spec.code].id
+            group_id = rows.groups[group_spec.code].id
             for household_spec in group_spec.households:
-                household_id = households[(group_id, household_spec.label)].id
+                household_id = rows.households[(group_id, household_spec.label)].id
                 for member_spec in household_spec.members:
                     values = {
                         "name": member_spec.name,
@@ -187,8 +226,8 @@ def import_roster(session: Session, roster: Roster) -> ImportSummary:
                         "household_id": household_id,
                         "active": True,
                     }
-                    state = _upsert(session, members, member_spec.key, values, member_row(member_spec.key))[1]
-                    _count(summary.members, state)
+                    state = _upsert(session, rows.members, member_spec.key, values, member_row(member_spec.key))[1]
+                    _count(counts, state)
     for staff_spec in roster.staff:
         values = {
             "name": staff_spec.name,
@@ -197,32 +236,33 @@ def import_roster(session: Session, roster: Roster) -> ImportSummary:
             "household_id": None,
             "active": True,
         }
-        state = _upsert(session, members, staff_spec.key, values, member_row(staff_spec.key))[1]
-        _count(summary.members, state)
+        state = _upsert(session, rows.members, staff_spec.key, values, member_row(staff_spec.key))[1]
+        _count(counts, state)
     session.flush()
 
+
+def _sync_heads(roster: Roster, rows: _Rows, group_states: dict[str, str], counts: KindCounts) -> None:
     # Heads come last: they point at members, which point at households of the group.
     for grid_spec in roster.grids:
         for group_spec in grid_spec.groups:
-            group = groups[group_spec.code]
-            head_id = members[group_spec.head].id
+            group = rows.groups[group_spec.code]
+            head_id = rows.members[group_spec.head].id
             if group.head_id != head_id:
                 group.head_id = head_id
                 if group_states[group_spec.code] == "unchanged":
                     group_states[group_spec.code] = "updated"
-            _count(summary.groups, group_states[group_spec.code])
+            _count(counts, group_states[group_spec.code])
 
+
+def _deactivate_unnamed(roster: Roster, rows: _Rows, group_states: dict[str, str], summary: ImportSummary) -> None:
+    groups = rows.groups
     named_households = {(groups[p.code].id, h.label) for g in roster.grids for p in g.groups for h in p.households}
     named_members = {m.key for g in roster.grids for p in g.groups for h in p.households for m in h.members}
     named_members |= {s.key for s in roster.staff}
-    _deactivate(grids.values(), {g.code for g in roster.grids}, lambda r: r.code, summary.grids)
+    _deactivate(rows.grids.values(), {g.code for g in roster.grids}, lambda r: r.code, summary.grids)
     _deactivate(groups.values(), set(group_states), lambda r: r.code, summary.groups)
-    _deactivate(households.values(), named_households, lambda r: (r.group_id, r.label), summary.households)
-    _deactivate(members.values(), named_members, lambda r: r.key, summary.members)
-
-    _replace_grid_staff(session, roster, grids, members, summary.staff_roles)
-    session.flush()
-    return summary
+    _deactivate(rows.households.values(), named_households, lambda r: (r.group_id, r.label), summary.households)
+    _deactivate(rows.members.values(), named_members, lambda r: r.key, summary.members)
 
 
 def _replace_grid_staff(
