@@ -37,8 +37,9 @@ from groups.db import session_scope
 from groups.model import DeliveryStatus, Notification, Priority, utcnow
 from workers import context as context_module
 from workers.context import Context
+from workers.enqueue import current_queue, enqueue_notifications, enqueue_retry
 from workers.errors import BadRequest, ChatMigrated, NotReady, RetryLater, SendError, Unreachable
-from workers.queues import current_queue, enqueue_notifications, enqueue_retry, route
+from workers.routing import route
 
 log = logging.getLogger(__name__)
 

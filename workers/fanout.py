@@ -8,7 +8,7 @@ round trip of the Bot API — each row still claimed, rate-limited and recorded 
 
 The rows stay the unit of truth: if the batch job is lost, the sweeper finds them pending and enqueues
 them one by one; if a row was already claimed elsewhere, ``deliver`` skips it. Under a backlog (the
-overload mode of :mod:`workers.queues`) the rows are enqueued one by one instead, so that the queue
+overload mode of :mod:`workers.routing`) the rows are enqueued one by one instead, so that the queue
 order — group posts, heads, then the other DMs — decides who is told first.
 """
 
@@ -26,8 +26,10 @@ from sqlmodel import Session, col, select
 
 from groups.model import Notification, Priority
 from workers import context as context_module
+from workers.backlog import urgent_waiting
 from workers.delivery import deliver
-from workers.queues import enqueue_notifications, queue_name, urgent_waiting
+from workers.enqueue import enqueue_notifications
+from workers.queues import queue_name
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ def enqueue_batches(connection: redis.Redis, ids: Sequence[int], engine: Engine)
         for nid in ids:
             by_priority.setdefault(priorities.get(nid, Priority.updates), []).append(nid)
         # Any urgent job waiting means a backlog: a batch would jump ahead of rows already waiting on the
-        # tiered urgent queues (workers.queues), so queue the rows one by one and let the order decide.
+        # tiered urgent queues (workers.routing), so queue the rows one by one and let the order decide.
         if urgent_waiting(connection) > BACKLOG_JOBS:
             return enqueue_notifications(connection, list(ids), engine=engine)
         for priority, members in by_priority.items():

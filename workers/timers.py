@@ -20,8 +20,9 @@ from sqlmodel import col, select
 from groups.db import session_scope
 from groups.model import OPEN_STATUSES, Incident, Priority, utcnow
 from workers import context
+from workers.enqueue import enqueue_notifications
 from workers.fanout import enqueue_batches
-from workers.queues import enqueue_notifications, queue_name
+from workers.queues import queue_name
 
 log = logging.getLogger(__name__)
 
