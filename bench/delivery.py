@@ -32,8 +32,8 @@ from groups.model import DeliveryStatus, HouseholdGroup, Member, Notification, u
 from groups.onboarding import bind_group, link_member
 from groups.roster import import_roster, parse_roster
 from workers.embedded_redis import EmbeddedRedis
+from workers.enqueue import enqueue_notifications
 from workers.process import stop_worker_processes
-from workers.queues import enqueue_notifications
 
 
 def village(groups: int) -> str:

@@ -84,6 +84,11 @@ ESCALATION_TARGETS: Final[dict[str, Role]] = {
 }
 
 
+def private_staff_roles(category: Category) -> tuple[Role, ...]:
+    """Who is told of a private incident: the whole ladder at once, and the category's own officers."""
+    return (*LADDER, *category.private_roles)
+
+
 def find_category(word: str) -> Category | None:
     """The category a villager meant by ``word`` (English name, any case, or a Chinese alias)."""
     key = word.strip().lower()

@@ -141,7 +141,7 @@ def test_every_core_user_error_key_is_in_the_catalogue() -> None:
     zh = yaml.safe_load((LOCALES / "zh" / "core.yaml").read_text(encoding="utf-8"))
     groups_dir = Path(__file__).resolve().parent.parent / "groups"
     used: set[str] = set()
-    for path in groups_dir.glob("*.py"):
+    for path in groups_dir.rglob("*.py"):
         source = path.read_text(encoding="utf-8")
         used |= set(re.findall(r'UserError\(\s*"([a-z_]+)"', source))
         used |= set(re.findall(r'reply_key[=:]?\s*"([a-z_]+)"', source))

@@ -27,8 +27,9 @@ from workers import context as context_module
 from workers.channels.telegram import Outgoing, edit, message
 from workers.delivery import LEASE_S, deliver
 from workers.embedded_redis import free_port
+from workers.enqueue import enqueue_notifications
 from workers.process import run_worker
-from workers.queues import enqueue_notifications, get_queues, queue_name
+from workers.queues import get_queues, queue_name
 from workers.sweeper import SweeperThread, sweep
 
 T = TypeVar("T")
@@ -400,7 +401,8 @@ def test_worker_processes_deliver_a_real_alert(emu: ThreadedEmulator, sqlite_url
 
 
 def test_scheduler_threads_share_one_lock_and_move_due_jobs(settings: Settings, redis_url: str) -> None:
-    from workers.queues import QUEUE_NAMES, enqueue_retry  # noqa: PLC0415
+    from workers.enqueue import enqueue_retry  # noqa: PLC0415
+    from workers.queues import QUEUE_NAMES  # noqa: PLC0415
     from workers.scheduler import SchedulerThread  # noqa: PLC0415
 
     connection = redis.Redis.from_url(redis_url)
@@ -420,7 +422,7 @@ def test_scheduler_threads_share_one_lock_and_move_due_jobs(settings: Settings, 
 
 def test_sweeper_does_not_trust_overdue_scheduled_jobs(settings: Settings, redis_url: str) -> None:
     """With no scheduler running, a retry scheduled in RQ would wait forever: the sweeper enqueues it."""
-    from workers.queues import enqueue_retry  # noqa: PLC0415
+    from workers.enqueue import enqueue_retry  # noqa: PLC0415
 
     connection = redis.Redis.from_url(redis_url)
     engine = get_engine(settings.resolved_database_url)

@@ -25,9 +25,11 @@ from groups.model import DeliveryStatus, HouseholdGroup, Member, Notification, u
 from groups.onboarding import bind_group, link_member
 from groups.roster import import_roster, parse_roster
 from tests.test_delivery import ThreadedEmulator
+from workers import backlog
 from workers import context as context_module
-from workers import queues
-from workers.queues import URGENT, URGENT_DM, URGENT_GROUP, URGENT_HEAD, enqueue_notifications, route
+from workers.enqueue import enqueue_notifications
+from workers.queues import URGENT, URGENT_DM, URGENT_GROUP, URGENT_HEAD
+from workers.routing import route
 
 MEMBERS = 4  # per group: the head m0, the reporter m1, two neighbours
 
@@ -114,11 +116,11 @@ def test_under_a_backlog_group_posts_then_heads_then_other_dms(
     emu: ThreadedEmulator, settings: Settings, redis_url: str, caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(queues, "_last_overload_log", 0.0)  # the warning is rate-limited per process
+    monkeypatch.setattr(backlog, "_last_overload_log", 0.0)  # the warning is rate-limited per process
     village = Village(emu, settings.resolved_database_url, groups=6)
     ids = village.raise_in(range(6))
     assert len(ids) == 6 * (1 + 3 + 1)  # confirmation, head + 2 neighbours, group post
-    with caplog.at_level(logging.WARNING, logger="workers.queues"):
+    with caplog.at_level(logging.WARNING, logger="workers.backlog"):
         # Everything is queued before a worker runs: 30 messages, about 1 s at 30/s > the 0.5 s threshold.
         assert enqueue_notifications(redis.Redis.from_url(redis_url), ids) == len(ids)
     assert any("overload" in record.getMessage() for record in caplog.records)
@@ -136,7 +138,7 @@ def test_without_backlog_the_confirmation_is_still_first(
     connection = redis.Redis.from_url(redis_url)
     for g in range(2):  # one incident at a time, each delivered before the next is raised
         before = len(village.sent())
-        with caplog.at_level(logging.WARNING, logger="workers.queues"):
+        with caplog.at_level(logging.WARNING, logger="workers.backlog"):
             enqueue_notifications(connection, village.raise_in(range(g, g + 1)))
         drain(settings)
         assert owed(settings) == []

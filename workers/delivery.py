@@ -33,7 +33,8 @@ from groups.model import DeliveryStatus, Notification, Priority, utcnow
 from workers import context as context_module
 from workers.channels import Channel, NotReady, Refused, RetryLater, Unreachable
 from workers.context import Context
-from workers.queues import current_queue, enqueue_notifications, enqueue_retry, route
+from workers.enqueue import current_queue, enqueue_notifications, enqueue_retry
+from workers.routing import route
 
 log = logging.getLogger(__name__)
 

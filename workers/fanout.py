@@ -18,8 +18,10 @@ from sqlmodel import Session, col, select
 
 from groups.model import Notification, Priority
 from workers import context as context_module
+from workers.backlog import urgent_waiting
 from workers.delivery import deliver
-from workers.queues import enqueue_notifications, queue_name, urgent_waiting
+from workers.enqueue import enqueue_notifications
+from workers.queues import queue_name
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ def enqueue_batches(connection: redis.Redis, ids: Sequence[int], engine: Engine)
         for nid in ids:
             by_priority.setdefault(priorities.get(nid, Priority.updates), []).append(nid)
         # Any urgent job waiting means a backlog: a batch would jump ahead of rows already waiting on the
-        # tiered urgent queues (workers.queues), so queue the rows one by one and let the order decide.
+        # tiered urgent queues (workers.routing), so queue the rows one by one and let the order decide.
         if urgent_waiting(connection) > BACKLOG_JOBS:
             return enqueue_notifications(connection, list(ids), engine=engine)
         for priority, members in by_priority.items():

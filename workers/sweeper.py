@@ -17,7 +17,8 @@ from sqlmodel import Session, col, select
 
 from groups.model import DeliveryStatus, Notification, utcnow
 from workers.delivery import LEASE_S
-from workers.queues import carried_notification_ids, enqueue_notifications
+from workers.enqueue import enqueue_notifications
+from workers.queues import carried_notification_ids
 
 log = logging.getLogger(__name__)
 

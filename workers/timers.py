@@ -21,8 +21,9 @@ from groups.effects import Timer
 from groups.model import Priority, utcnow
 from groups.timers import ESCALATION, KINDS, pending_timers
 from workers import context
+from workers.enqueue import enqueue_notifications
 from workers.fanout import enqueue_batches
-from workers.queues import enqueue_notifications, queue_name
+from workers.queues import queue_name
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,105 @@
+"""What the reporter sends after raising (text, a voice note, a location), forwarded to everyone told."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from config import policies
+from groups.directory import incident_group, member_by_user, member_id
+from groups.effects import Effects
+from groups.model import OPEN_STATUSES, Incident, Member, Notification, Priority, Purpose
+from groups.outbox import add_event, incident_id, notify_chat, notify_member, pending_ids, told_rows
+
+
+@dataclass(frozen=True)
+class AttachResult:
+    incident_id: int
+    forwarded: int
+    reply_key: str
+    effects: Effects = field(default_factory=Effects)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"number": self.incident_id, "forwarded": self.forwarded}
+
+
+def attach(
+    session: Session,
+    telegram_user_id: int,
+    now: datetime,
+    text: str | None = None,
+    voice: tuple[int, int] | None = None,
+    location: tuple[float, float] | None = None,
+) -> AttachResult | None:
+    """Text, a voice note ((chat_id, message_id)) or a location the reporter sends within 10 minutes of
+    raising: forwarded to everyone already told. None when there is no such incident."""
+    member = member_by_user(session, telegram_user_id)
+    if member is None or not member.active:
+        return None
+    since = now - timedelta(seconds=policies.ATTACH_WINDOW_S)
+    query = (
+        select(Incident)
+        .where(
+            Incident.reporter_id == member_id(member),
+            col(Incident.status).in_([s.value for s in OPEN_STATUSES]),
+            Incident.created_at >= since,
+        )
+        .order_by(col(Incident.id).desc())
+    )
+    incident = session.exec(query).first()
+    if incident is None:
+        return None
+    if location is not None:
+        incident.latitude, incident.longitude = location
+        session.add(incident)
+    kinds = [name for name, value in (("text", text), ("voice", voice), ("location", location)) if value]
+    event = add_event(session, incident, "attachment", now, actor=member, detail=" ".join(kinds) or None)
+    forwards = _forwards(text, voice, location)
+    rows: list[Notification | None] = []
+    for target in told_rows(session, incident):
+        if target.status == "unreachable" or target.chat_id is None:
+            continue
+        for n, (kind, payload) in enumerate(forwards):
+            rows.append(_forward(session, incident, target, kind, payload, f"att:{event.id}:{target.id}:{n}", now))
+    ids = pending_ids(rows)
+    return AttachResult(incident_id(incident), len(ids), "attached", Effects(notifications=ids))
+
+
+def _forwards(
+    text: str | None, voice: tuple[int, int] | None, location: tuple[float, float] | None
+) -> list[tuple[str, dict[str, Any]]]:
+    found: list[tuple[str, dict[str, Any]]] = []
+    if text:
+        found.append(("message", {"template": "attachment_text", "text": text}))
+    if voice is not None:
+        found.append(("copy", {"from_chat_id": voice[0], "message_id": voice[1]}))
+    if location is not None:
+        found.append(("location", {"latitude": location[0], "longitude": location[1]}))
+    return found
+
+
+def _forward(
+    session: Session,
+    incident: Incident,
+    target: Notification,
+    kind: str,
+    payload: dict[str, Any],
+    dedupe_key: str,
+    now: datetime,
+) -> Notification | None:
+    if target.recipient_id is not None:
+        recipient = session.get(Member, target.recipient_id)
+        if recipient is None:
+            return None
+        return notify_member(
+            session, incident, recipient, Purpose.update, Priority.updates, payload, dedupe_key, now, kind
+        )
+    group = incident_group(session, incident)
+    assert target.chat_id is not None
+    return notify_chat(
+        session, incident, group, target.chat_id, Purpose.update, Priority.updates, payload, dedupe_key, now, kind
+    )

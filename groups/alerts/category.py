@@ -1,0 +1,88 @@
+"""The incident's category: read from the villager's words, changed by the reporter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from config import policies
+from groups.alerts.recipients import private_staff
+from groups.directory import incident_group, is_open, linked_member, load_incident, member_id
+from groups.effects import Effects
+from groups.errors import UserError
+from groups.escalation import rearm_ladder
+from groups.model import Incident, Member, Priority, Purpose
+from groups.outbox import add_event, pending_ids, refresh_tallies, tell_members
+
+
+@dataclass(frozen=True)
+class CategoryResult:
+    incident_id: int
+    category: str
+    changed: bool
+    reply_key: str
+    effects: Effects = field(default_factory=Effects)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"number": self.incident_id, "category": self.category}
+
+
+def parse_category(category: str | None, text: str | None) -> tuple[policies.Category, str | None]:
+    """The category a villager named; an unknown word is part of the text (category general)."""
+    general = policies.CATEGORIES["general"]
+    word = (category or "").strip()
+    if not word:
+        return general, _clean(text)
+    found = policies.find_category(word)
+    if found is not None:
+        return found, _clean(text)
+    return general, _clean(f"{word} {text or ''}")
+
+
+def _clean(text: str | None) -> str | None:
+    return text.strip() or None if text else None
+
+
+def _own_open_incident(session: Session, telegram_user_id: int, incident_id_: int) -> tuple[Member, Incident]:
+    member = linked_member(session, telegram_user_id)
+    incident = load_incident(session, incident_id_, for_update=True)
+    if incident.reporter_id != member_id(member):
+        raise UserError("not_allowed", command="category")
+    if not is_open(incident):
+        raise UserError("incident_closed", number=incident_id_)
+    return member, incident
+
+
+def set_category(
+    session: Session, telegram_user_id: int, incident_id_: int, category: str, now: datetime
+) -> CategoryResult:
+    """The reporter picks or changes the category. A private incident stays private."""
+    member, incident = _own_open_incident(session, telegram_user_id, incident_id_)
+    chosen = policies.find_category(category or "")
+    if chosen is None:
+        raise UserError("bad_category", category=category)
+    if incident.private and not chosen.private:
+        raise UserError("category_locked", number=incident_id_)
+    if chosen.name == incident.category:
+        return CategoryResult(incident_id_, chosen.name, False, "category_unchanged")
+    incident.category = chosen.name
+    add_event(session, incident, "category", now, actor=member, detail=chosen.name)
+    group = incident_group(session, incident)
+    effects = Effects()
+    if chosen.private:
+        incident.private = True
+        incident.escalation_level = max(incident.escalation_level, chosen.start_level)
+        payload = {"template": "alert", "confidential": True}
+        staff = private_staff(session, group, chosen)
+        rows = tell_members(
+            session, incident, staff, Purpose.alert, Priority.urgent, payload, f"alert:{incident_id_}", now
+        )
+        effects.notifications.extend(pending_ids(rows))
+    effects.extend(rearm_ladder(session, incident, chosen, now))
+    session.add(incident)
+    effects.notifications.extend(refresh_tallies(session, incident, group.head_id, now))
+    return CategoryResult(incident_id_, chosen.name, True, "category_set", effects)

@@ -1,0 +1,87 @@
+"""The roster's shape once checked: one frozen spec per grid, group, household, member and staff entry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from config.policies import DEFAULT_HEAD_ACK_S, DEFAULT_WORKER_ACK_S
+from groups.model import Role
+
+# Grid fields naming staff, and the role each must have.
+STAFF_FIELDS: Final[dict[str, str]] = {
+    "workers": Role.grid_worker,
+    "police": Role.police,
+    "women_fed": Role.women_fed,
+    "child_director": Role.child_director,
+}
+OPTIONAL_STAFF_FIELDS: Final[frozenset[str]] = frozenset({"women_fed", "child_director"})
+
+# Column limits of groups.model, checked here so a long name is a roster error, not a database error.
+MAX_KEY: Final[int] = 64
+MAX_NAME: Final[int] = 200
+MAX_LABEL: Final[int] = 100
+MAX_PHONE: Final[int] = 32
+
+
+class RosterError(ValueError):
+    """A roster file that cannot be imported; ``errors`` holds one sentence per problem, path first."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(errors))
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    key: str
+    name: str
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class HouseholdSpec:
+    label: str
+    members: tuple[MemberSpec, ...]
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    code: str
+    name: str
+    head: str
+    households: tuple[HouseholdSpec, ...]
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    code: str
+    name: str
+    workers: tuple[str, ...]
+    police: tuple[str, ...]
+    women_fed: tuple[str, ...] = ()
+    child_director: tuple[str, ...] = ()
+    head_ack_s: int = DEFAULT_HEAD_ACK_S
+    worker_ack_s: int = DEFAULT_WORKER_ACK_S
+    groups: tuple[GroupSpec, ...] = ()
+
+    def staff(self, field_name: str) -> tuple[str, ...]:
+        """The member keys named by one of :data:`STAFF_FIELDS`."""
+        value: tuple[str, ...] = getattr(self, field_name)
+        return value
+
+
+@dataclass(frozen=True)
+class StaffSpec:
+    key: str
+    name: str
+    role: str
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class Roster:
+    """A checked roster file."""
+
+    grids: tuple[GridSpec, ...]
+    staff: tuple[StaffSpec, ...]
