@@ -391,7 +391,7 @@ def demo(
     Links the simulated villagers, binds their group chats, plays one alert through, then keeps serving
     until Ctrl-C and shows how to act as a villager.
     """
-    from bot.demo import run_demo  # noqa: PLC0415  (lazy: see module docstring)
+    from bot.sandbox.demo import run_demo  # noqa: PLC0415  (lazy: see module docstring)
 
     _service_logging()
     run_demo(_settings(), port=port, walkthrough=walkthrough, exit_after=exit_after)

@@ -74,12 +74,12 @@ Configuration (``start_emulator(**config)`` / :class:`EmulatorConfig`): ``defaul
 Python: :func:`start_emulator` (in-process, returns :class:`RunningEmulator` with ``url``,
 ``port``, ``emulator`` and ``stop()``), :class:`Emulator` (state with the same operations as
 methods), :class:`EmulatorClient` (async HTTP client of the control API) and
-``python -m bot.emulator --host --port --token``.
+``python -m bot.sandbox.emulator --host --port --token``.
 """
 
-from bot.emulator.client import EmulatorClient, EmulatorError
-from bot.emulator.errors import ApiError
-from bot.emulator.server import (
+from bot.sandbox.emulator.client import EmulatorClient, EmulatorError
+from bot.sandbox.emulator.errors import ApiError
+from bot.sandbox.emulator.server import (
     DEFAULT_TOKEN,
     DEFAULT_USERNAME,
     Emulator,

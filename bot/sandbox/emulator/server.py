@@ -1,6 +1,6 @@
 """The Telegram Bot API emulator: state, Bot API methods, control API and the aiohttp app.
 
-See the package docstring (``bot.emulator``) for the HTTP endpoints.
+See the package docstring (``bot.sandbox.emulator``) for the HTTP endpoints.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.emulator.control import add_control_routes
-from bot.emulator.errors import ApiError, bad, forbidden
-from bot.emulator.textparse import (
+from bot.sandbox.emulator.control import add_control_routes
+from bot.sandbox.emulator.errors import ApiError, bad, forbidden
+from bot.sandbox.emulator.textparse import (
     HtmlParseError,
     auto_entities,
     parse_html,
