@@ -134,39 +134,6 @@ def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
-def resolve_bot_username(settings: Settings) -> str:
-    """``YIHU_BOT_USERNAME``, else the username getMe reports for ``YIHU_BOT_TOKEN``.
-
-    Raises :class:`MissingSetting` when neither is set or getMe does not answer with a username.
-    """
-    if settings.bot_username:
-        return settings.bot_username.lstrip("@")
-    if not settings.bot_token:
-        raise MissingSetting(
-            "Invite links need the bot's username: set YIHU_BOT_USERNAME, or YIHU_BOT_TOKEN so it can be asked "
-            "from Telegram."
-        )
-    import httpx  # noqa: PLC0415  (lazy: see module docstring)
-
-    url = f"{settings.telegram_api_url}/bot{settings.bot_token}/getMe"
-    try:
-        reply = httpx.get(url, timeout=10.0)
-        body = reply.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise MissingSetting(
-            f"Could not ask {settings.telegram_api_url} for the bot's username ({type(exc).__name__}); "
-            "set YIHU_BOT_USERNAME."
-        ) from exc
-    username = body.get("result", {}).get("username") if isinstance(body, dict) and body.get("ok") else None
-    if not isinstance(username, str) or not username:
-        description = body.get("description") if isinstance(body, dict) else None
-        raise MissingSetting(
-            f"Telegram did not give the bot's username ({description or f'HTTP {reply.status_code}'}); "
-            "check YIHU_BOT_TOKEN or set YIHU_BOT_USERNAME."
-        )
-    return username
-
-
 @app.callback()
 def _main_options(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more (to stderr).")] = False,
@@ -250,6 +217,7 @@ def roster_export(
 @_handle_missing_setting
 def invites(format: FormatOption = OutputFormat.table) -> None:
     """Invite links of every member (staff included) and bind codes of every group, for the invite cards."""
+    from bot.telegram_api import resolve_bot_username  # noqa: PLC0415  (lazy: see module docstring)
     from groups.invites import list_invites  # noqa: PLC0415  (lazy: see module docstring)
 
     settings = _settings()
