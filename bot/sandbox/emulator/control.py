@@ -13,7 +13,7 @@ from aiohttp import web
 from bot.sandbox.emulator.errors import ApiError
 
 if TYPE_CHECKING:
-    from bot.sandbox.emulator.server import Emulator
+    from bot.sandbox.emulator.emulator import Emulator
 
 JSON = dict[str, Any]
 Route = Callable[[web.Request], Awaitable[web.Response]]
