@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 from sqlmodel import select
 
-from bot.emulator.threaded import ThreadedEmulator
-from bot.simulation import village_yaml
+from bot.sandbox.emulator.threaded import ThreadedEmulator
+from bot.sandbox.village import village_yaml
 from groups.db import get_engine, session_scope, upgrade
 from groups.model import HouseholdGroup, Member, utcnow
 from groups.onboarding import bind_group, link_member

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.simulation import Village, village_yaml
+from bot.sandbox.village import Village, village_yaml
 from workers.embedded_redis import EmbeddedRedis
 
 GROUPS = 5  # rounds rotate over groups: a group chat takes at most 20 messages a minute

@@ -24,7 +24,7 @@ import redis
 from sqlmodel import Session, col, select
 
 from bot.bootstrap import start_worker_processes
-from bot.emulator.server import start_emulator
+from bot.sandbox.emulator.server import start_emulator
 from config.settings import Settings
 from groups.alerts import raise_alert
 from groups.db import get_engine, session_scope, upgrade

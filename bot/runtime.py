@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bot.cli import resolve_bot_username
+from bot.telegram_api import resolve_bot_username
 from config.settings import Settings
 from groups.db import upgrade
 from workers.embedded_redis import EmbeddedRedis

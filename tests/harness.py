@@ -1,11 +1,11 @@
-"""The end-to-end test village: :class:`bot.simulation.Village` with the test roster by default."""
+"""The end-to-end test village: :class:`bot.sandbox.village.Village` with the test roster by default."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from bot.simulation import Village as SimulatedVillage
+from bot.sandbox.village import Village as SimulatedVillage
 
 DATA = Path(__file__).parent / "data"
 

@@ -17,7 +17,8 @@ import pytest
 from sqlmodel import Session, select
 from typer.testing import CliRunner, Result
 
-from bot.cli import app, display_width, render_table
+from bot.cli import app
+from bot.tables import display_width, render_table
 from config.settings import get_settings
 from groups.db import dispose_engines, get_engine, session_scope
 from groups.model import HouseholdGroup, Incident, IncidentEvent, Member, Notification, Response

@@ -19,7 +19,7 @@ from redis.retry import Retry
 from rq.registry import ScheduledJobRegistry
 from sqlmodel import Session, col, select
 
-from bot.emulator.threaded import ThreadedEmulator
+from bot.sandbox.emulator.threaded import ThreadedEmulator
 from config.settings import Settings
 from groups.db import get_engine, session_scope
 from groups.model import DeliveryStatus, Grid, HouseholdGroup, Member, Notification, Priority, utcnow

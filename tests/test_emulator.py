@@ -42,7 +42,7 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 from telegram.ext import ApplicationBuilder, CommandHandler, ContextTypes
 
-from bot.emulator import DEFAULT_TOKEN, EmulatorClient, RunningEmulator, start_emulator
+from bot.sandbox.emulator import DEFAULT_TOKEN, EmulatorClient, RunningEmulator, start_emulator
 
 OTHER_TOKEN = "987654:OTHER-token"
 
@@ -805,7 +805,7 @@ async def test_standalone_module_runs() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.emulator", "--port", str(port), "--token", "42:standalone"],
+        [sys.executable, "-m", "bot.sandbox.emulator", "--port", str(port), "--token", "42:standalone"],
         stdout=subprocess.PIPE,
         text=True,
     )

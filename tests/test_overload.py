@@ -17,7 +17,7 @@ from rq.registry import ScheduledJobRegistry
 from sqlmodel import Session, col, select
 
 from bot.bootstrap import configure_workers, run_worker_process
-from bot.simulation import village_yaml
+from bot.sandbox.village import village_yaml
 from config.settings import Settings
 from groups.alerts import raise_alert
 from groups.db import get_engine, session_scope

@@ -45,7 +45,7 @@ def _polling(client: httpx.Client) -> bool:
 def test_yihu_run_serves_and_stops_gracefully(tmp_path: Path) -> None:
     port = free_port()
     api = f"http://127.0.0.1:{port}"
-    emulator = subprocess.Popen([sys.executable, "-m", "bot.emulator", "--port", str(port), "--token", TOKEN])
+    emulator = subprocess.Popen([sys.executable, "-m", "bot.sandbox.emulator", "--port", str(port), "--token", TOKEN])
     database = f"sqlite:///{tmp_path / 'data' / 'yihu.db'}"
     upgrade(database)
     with session_scope(get_engine(database)) as session:

@@ -1,5 +1,5 @@
 """HTTP control API of the emulator (``/_emu/...``); every answer is ``{"ok": true, "result": ...}``
-or ``{"ok": false, "description": ...}`` with a 4xx status. Endpoints are listed in ``bot.emulator``."""
+or ``{"ok": false, "description": ...}`` with a 4xx status. Endpoints are listed in ``bot.sandbox.emulator``."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bot.emulator.errors import ApiError
+from bot.sandbox.emulator.errors import ApiError
 
 if TYPE_CHECKING:
-    from bot.emulator.server import Emulator
+    from bot.sandbox.emulator.emulator import Emulator
 
 JSON = dict[str, Any]
 Route = Callable[[web.Request], Awaitable[web.Response]]

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from bot.emulator.server import RunningEmulator, start_emulator
+from bot.sandbox.emulator.server import RunningEmulator, start_emulator
 
 T = TypeVar("T")
 

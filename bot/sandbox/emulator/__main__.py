@@ -1,4 +1,4 @@
-"""``python -m bot.emulator --host 127.0.0.1 --port 8081 --token 123:ABC``: run the emulator standalone."""
+"""``python -m bot.sandbox.emulator --host 127.0.0.1 --port 8081 --token 123:ABC``: run the emulator standalone."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import contextlib
 import logging
 import signal
 
-from bot.emulator.server import DEFAULT_TOKEN, DEFAULT_USERNAME, start_emulator
+from bot.sandbox.emulator.server import DEFAULT_TOKEN, DEFAULT_USERNAME, start_emulator
 
 
 def _parse(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bot.emulator", description="Telegram Bot API emulator")
+    parser = argparse.ArgumentParser(prog="python -m bot.sandbox.emulator", description="Telegram Bot API emulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="default bot token")

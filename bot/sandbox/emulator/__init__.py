@@ -74,21 +74,20 @@ Configuration (``start_emulator(**config)`` / :class:`EmulatorConfig`): ``defaul
 Python: :func:`start_emulator` (in-process, returns :class:`RunningEmulator` with ``url``,
 ``port``, ``emulator`` and ``stop()``), :class:`Emulator` (state with the same operations as
 methods), :class:`EmulatorClient` (async HTTP client of the control API) and
-``python -m bot.emulator --host --port --token``.
+``python -m bot.sandbox.emulator --host --port --token``.
+
+The parts, each on the ones before it: ``config`` (what it starts with), ``state`` (the store),
+``limits`` (429s and injected faults), ``updates`` (queues, getUpdates, webhook push),
+``people`` (what users do), ``messages`` (sending and editing), ``bot_api`` (the method table and
+the other methods), ``emulator`` (:class:`Emulator`, all of them), ``control`` (the control API),
+``server`` (the aiohttp app); ``params`` and ``textparse`` read requests and texts.
 """
 
-from bot.emulator.client import EmulatorClient, EmulatorError
-from bot.emulator.errors import ApiError
-from bot.emulator.server import (
-    DEFAULT_TOKEN,
-    DEFAULT_USERNAME,
-    Emulator,
-    EmulatorConfig,
-    Faults,
-    RateLimits,
-    RunningEmulator,
-    start_emulator,
-)
+from bot.sandbox.emulator.client import EmulatorClient, EmulatorError
+from bot.sandbox.emulator.config import DEFAULT_TOKEN, DEFAULT_USERNAME, EmulatorConfig, Faults, RateLimits
+from bot.sandbox.emulator.emulator import Emulator
+from bot.sandbox.emulator.errors import ApiError
+from bot.sandbox.emulator.server import RunningEmulator, start_emulator
 
 __all__ = [
     "DEFAULT_TOKEN",

@@ -17,9 +17,9 @@ from typing import Any, Self
 from sqlmodel import Session, col, select
 
 from bot.bootstrap import start_worker_processes
-from bot.emulator import EmulatorClient
-from bot.emulator.server import RunningEmulator, start_emulator
 from bot.runtime import serve_bot
+from bot.sandbox.emulator import EmulatorClient
+from bot.sandbox.emulator.server import RunningEmulator, start_emulator
 from config.settings import Settings
 from groups.db import get_engine, session_scope, upgrade
 from groups.model import Household, HouseholdGroup, Member

@@ -1,7 +1,7 @@
 """``yihu demo``: the whole system on embedded defaults, against the built-in Telegram emulator.
 
 A sample village (one grid, two groups of ten households, head, grid worker, police) is imported,
-its people are simulated in the emulator (:class:`bot.simulation.Village`), open their invite links
+its people are simulated in the emulator (:class:`bot.sandbox.village.Village`), open their invite links
 and bind their group chats; one alert is played through; then everything keeps serving until Ctrl-C,
 and the operator can act as any villager through the emulator's control API.
 """
@@ -17,7 +17,7 @@ from typing import Any
 from sqlmodel import select
 
 from bot.runtime import redis_for
-from bot.simulation import Village
+from bot.sandbox.village import Village
 from config.settings import Settings
 from groups.db import dispose_engines
 from groups.model import HouseholdGroup

@@ -1,0 +1,83 @@
+"""``yihu run``, ``yihu bot``, ``yihu worker`` and ``yihu demo``: the long-running services.
+
+Each imports its framework inside the command body, so a worker never loads aiogram.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from bot.cli.common import database, fail, handle_missing_setting, load_settings
+
+
+def _service_logging() -> None:
+    """Services tell the operator what they do: INFO for yihu's own loggers (stderr)."""
+    for name in ("bot", "workers", "groups", "yihu"):
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
+@handle_missing_setting
+def run() -> None:
+    """Everything in one process group: migrations, Redis (embedded unless YIHU_REDIS_URL), workers, the bot.
+
+    Runs in the foreground until SIGTERM or Ctrl-C, then stops gracefully.
+    """
+    from bot.runtime import run_all  # noqa: PLC0415  (lazy: see bot.cli)
+
+    _service_logging()
+    run_all(load_settings())
+
+
+@handle_missing_setting
+def bot_command() -> None:
+    """The Telegram face alone (polling, or webhook with YIHU_WEBHOOK_URL); needs YIHU_REDIS_URL."""
+    from bot.runtime import run_bot  # noqa: PLC0415  (lazy: see bot.cli)
+
+    settings = load_settings()
+    settings.require_token()
+    if not settings.redis_url:
+        fail("`yihu bot` runs beside separate workers and needs their Redis: set YIHU_REDIS_URL "
+             "(or use `yihu run`, which starts everything).", 2)
+    _service_logging()
+    run_bot(settings, settings.redis_url)
+
+
+@handle_missing_setting
+def worker_command(
+    burst: Annotated[bool, typer.Option("--burst", help="Stop once the queues are empty.")] = False,
+) -> None:
+    """One delivery worker (sending, retries, escalation timers, the outbox sweeper); needs YIHU_REDIS_URL."""
+    from bot.bootstrap import run_worker_process  # noqa: PLC0415  (lazy: see bot.cli)
+
+    settings = load_settings()
+    settings.require_token()
+    if not settings.redis_url:
+        fail("`yihu worker` needs the Redis the bot uses: set YIHU_REDIS_URL (or use `yihu run`).", 2)
+    _service_logging()
+    database(settings)
+    run_worker_process(settings, burst=burst)
+
+
+@handle_missing_setting
+def demo(
+    port: Annotated[int, typer.Option("--port", help="Port of the built-in Telegram emulator.")] = 8089,
+    walkthrough: Annotated[
+        bool, typer.Option("--walkthrough/--no-walkthrough", help="Play one alert through before serving.")
+    ] = True,
+    exit_after: Annotated[
+        bool, typer.Option("--exit", help="Stop after the walk-through instead of serving until Ctrl-C.")
+    ] = False,
+) -> None:
+    """Everything on embedded defaults with a built-in Telegram emulator and a sample village; no token needed.
+
+    Links the simulated villagers, binds their group chats, plays one alert through, then keeps serving
+    until Ctrl-C and shows how to act as a villager.
+    """
+    # The one place product code reaches into the sandbox (tests/test_architecture.py allows only this).
+    from bot.sandbox.demo import run_demo  # noqa: PLC0415
+
+    _service_logging()
+    run_demo(load_settings(), port=port, walkthrough=walkthrough, exit_after=exit_after)
