@@ -10,16 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from bot.conversation.types import Turn
+from bot.conversation.types import Handling, Turn
 
-if TYPE_CHECKING:
-    from bot.conversation import Conversation
-
-CommandHandler = Callable[["Conversation", Turn, str], None]
-TurnHandler = Callable[["Conversation", Turn], None]
-PressHandler = Callable[["Conversation", Turn, Any], None]
+CommandHandler = Callable[[Handling, Turn, str], None]
+TurnHandler = Callable[[Handling, Turn], None]
+PressHandler = Callable[[Handling, Turn, Any], None]
 Match = Callable[[Turn], bool]
 F = TypeVar("F", bound=Callable[..., None])
 V = TypeVar("V")

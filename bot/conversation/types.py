@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -101,3 +101,13 @@ def parse_command(text: str, bot_username: str) -> tuple[str, str] | None:
     return name.lower(), (args or "").strip()
 
 
+
+
+class Handling(Protocol):
+    """What a feature's handler may ask of the conversation it runs in."""
+
+    ports: Ports
+
+    def user_info(self, turn: Turn) -> Any: ...
+
+    def keyboard(self, turn: Turn) -> dict[str, Any]: ...
