@@ -19,7 +19,8 @@ import telegram
 from aiogram.types import Update as AiogramUpdate
 from sqlmodel import select
 
-from bot import aiogram_face, ptb_face, render
+from bot import aiogram_face, ptb_face
+from bot.render.keyboards import category_buttons, response_buttons, sos_keyboard
 from bot.runtime import serve_bot
 from bot.webhook import SECRET_HEADER
 from groups.model import Member, ProcessedUpdate
@@ -308,9 +309,9 @@ def test_both_faces_convert_updates_alike(data: dict[str, Any]) -> None:
 
 def test_both_faces_send_keyboards_alike() -> None:
     for keyboard in (
-        render.sos_keyboard("zh"),
-        {"inline_keyboard": render.response_buttons(3)},
-        {"inline_keyboard": render.category_buttons("en", 4)},
+        sos_keyboard("zh"),
+        {"inline_keyboard": response_buttons(3)},
+        {"inline_keyboard": category_buttons("en", 4)},
     ):
         ptb = ptb_face.markup(keyboard)
         aio = aiogram_face._markup(keyboard)

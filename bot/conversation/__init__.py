@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from bot import render
 from bot.conversation.router import Router, Routes, prefix_of
 from bot.conversation.types import SOS_TEXT, Incoming, Outcome, Ports, Reply, Turn, parse_command
+from bot.render.keyboards import sos_keyboard
 from config.settings import pick_language
 from groups import onboarding
 from groups.db import session_scope
@@ -158,4 +158,4 @@ class Conversation:
         return who_is(turn.session, turn.incoming.user_id)
 
     def keyboard(self, turn: Turn) -> dict[str, Any]:
-        return render.sos_keyboard(turn.language)
+        return sos_keyboard(turn.language)

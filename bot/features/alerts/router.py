@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot import render
 from bot.conversation import SOS_TEXT, Reply, Router, Turn
 from bot.features.alerts.payloads import CATEGORY, RESPOND, SOS, Category, Respond, SendAsSos
+from bot.render.format import category_label
+from bot.render.keyboards import is_sos_button, sos_keyboard
 from bot.texts import t
 from groups import alerts
 from groups.effects import Effects
@@ -46,7 +47,7 @@ def cancel(conversation: Conversation, turn: Turn, args: str) -> None:
 
 def _is_sos(turn: Turn) -> bool:
     text = (turn.incoming.text or "").strip()
-    return text == SOS_TEXT or render.is_sos_button(text)
+    return text == SOS_TEXT or is_sos_button(text)
 
 
 @router.text(_is_sos)
@@ -66,7 +67,7 @@ def attach_text(conversation: Conversation, turn: Turn) -> None:
     elif conversation.user_info(turn) is None:
         turn.reply("start.how_to_join")
     else:
-        turn.reply("hint.no_incident", render.sos_keyboard(turn.language))
+        turn.reply("hint.no_incident", sos_keyboard(turn.language))
 
 
 @router.on_media
@@ -108,7 +109,7 @@ def press_category(conversation: Conversation, turn: Turn, press: Category) -> N
     assert turn.incoming.user_id is not None
     result = alerts.set_category(turn.session, turn.incoming.user_id, press.incident_id, press.name, turn.now)
     turn.effects.extend(result.effects)
-    label = render.category_label(turn.language, result.category)
+    label = category_label(turn.language, result.category)
     turn.answer(result.reply_key, **(result.params | {"category": label}))
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bot import render
 from bot.conversation import Reply, Router, Turn
 from bot.features.cases.payloads import ACK, ESCALATE, Ack, Escalate
+from bot.render.replies import case_text, cases_text
 from bot.texts import t
 from groups import cases, escalation, referrals
 from groups.permissions import require_standing
@@ -54,7 +54,7 @@ def _localized(turn: Turn, params: dict[str, Any]) -> dict[str, Any]:
 def list_open(conversation: Conversation, turn: Turn, args: str) -> None:
     assert turn.incoming.user_id is not None
     summaries = cases.list_cases(turn.session, turn.incoming.user_id, turn.now)
-    turn.outcome.replies.append(Reply(render.cases_text(turn.language, summaries)))
+    turn.outcome.replies.append(Reply(cases_text(turn.language, summaries)))
 
 
 @router.command("case")
@@ -64,7 +64,7 @@ def show(conversation: Conversation, turn: Turn, args: str) -> None:
         return
     assert turn.incoming.user_id is not None
     detail = cases.case_detail(turn.session, turn.incoming.user_id, parsed[0], turn.now)
-    turn.outcome.replies.append(Reply(render.case_text(turn.language, detail, conversation.ports.settings)))
+    turn.outcome.replies.append(Reply(case_text(turn.language, detail, conversation.ports.settings)))
 
 
 def _command(name: str, call: Callable[[Turn, int, str], Any]) -> Callable[[Conversation, Turn, str], None]:

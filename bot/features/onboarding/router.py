@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot import render
 from bot.conversation import Reply, Router, Turn
+from bot.render.format import join_names
+from bot.render.keyboards import is_help_button, sos_keyboard
 from bot.texts import t
 from config.policies import STAFF_ROLES
 from groups import onboarding
@@ -24,7 +25,7 @@ def start(conversation: Conversation, turn: Turn, args: str) -> None:
     token = args.split()[0] if args else None
     result = onboarding.link_member(turn.session, incoming.user_id, token, incoming.language_code, turn.now)
     info = conversation.user_info(turn)
-    keyboard = render.sos_keyboard(turn.language)
+    keyboard = sos_keyboard(turn.language)
     if result.again:
         turn.reply("start.again", keyboard, name=result.name)
         return
@@ -41,11 +42,11 @@ def _where(turn: Turn, info: MemberInfo | None) -> str:
     """The group (villagers, heads) or the grids (staff) a member belongs to, by name."""
     if info is None:
         return ""
-    return info.group_name or render.join_names(turn.language, info.grid_names)
+    return info.group_name or join_names(turn.language, info.grid_names)
 
 
 def _role_names(turn: Turn, roles: list[str]) -> str:
-    return render.join_names(turn.language, (t(turn.language, f"role.{r}") for r in roles))
+    return join_names(turn.language, (t(turn.language, f"role.{r}") for r in roles))
 
 
 @router.command("help")
@@ -64,7 +65,7 @@ def help_(conversation: Conversation, turn: Turn, args: str) -> None:
         parts.append(t(turn.language, "help.grid_worker"))
     if "police" in roles:
         parts.append(t(turn.language, "help.police"))
-    turn.outcome.replies.append(Reply("\n\n".join(parts), render.sos_keyboard(turn.language)))
+    turn.outcome.replies.append(Reply("\n\n".join(parts), sos_keyboard(turn.language)))
 
 
 @router.command("bind", private=False, group=True)
@@ -84,6 +85,6 @@ def bind_in_private(conversation: Conversation, turn: Turn, args: str) -> None:
     turn.reply("bind.private_only_group")
 
 
-@router.text(lambda turn: render.is_help_button(turn.incoming.text or ""))
+@router.text(lambda turn: is_help_button(turn.incoming.text or ""))
 def help_button(conversation: Conversation, turn: Turn) -> None:
     help_(conversation, turn, "")

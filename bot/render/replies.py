@@ -1,0 +1,51 @@
+"""The staff's case replies: ``/cases`` (open incidents) and ``/case N`` (the whole story)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bot.render.format import category_label, join_names, waiting
+from bot.render.timeline import event_line
+from bot.texts import cut, t
+from config.settings import Language, Settings
+
+
+def cases_text(language: Language, summaries: Sequence[Any]) -> str:
+    """``/cases``: open incidents, oldest first (``groups.cases.CaseSummary`` rows)."""
+    if not summaries:
+        return t(language, "cases.none")
+    lines = [t(language, "cases.header", count=len(summaries))]
+    for case in summaries:
+        lines.append(t(language, "cases.line", id=case.incident_id, category=category_label(language, case.category),
+                       status=t(language, f"status.{case.status}"), group=case.group_name,
+                       waiting=waiting(case.waiting_s, language)))
+    return cut("\n".join(lines))
+
+
+def case_text(language: Language, detail: Any, settings: Settings) -> str:
+    """``/case N``: the whole story (``groups.cases.CaseDetail``)."""
+    summary = detail.summary
+    lines = [t(language, "case.header", id=summary.incident_id, category=category_label(language, summary.category),
+               status=t(language, f"status.{summary.status}"), level=summary.escalation_level)]
+    lines.append(t(language, "case.reporter", name=summary.reporter_name, group=summary.group_name))
+    if detail.text:
+        lines.append(t(language, "alert.text", text=detail.text))
+    if detail.latitude is not None and detail.longitude is not None:
+        lines.append(t(language, "alert.location", latitude=f"{detail.latitude:.5f}",
+                       longitude=f"{detail.longitude:.5f}"))
+    if detail.acknowledged_by:
+        lines.append(t(language, "alert.owner", name=detail.acknowledged_by))
+    told = [n.recipient for n in detail.notifications if n.purpose in ("alert", "escalation") and n.kind == "message"]
+    if told:
+        lines.append(t(language, "case.told", names=join_names(language, dict.fromkeys(told))))
+    if detail.responses:
+        answered = [f"{name}（{t(language, f'response.{kind}')}）" if language == "zh"
+                    else f"{name} ({t(language, f'response.{kind}')})" for name, kind, _ in detail.responses]
+        lines.append(t(language, "case.responses", names=join_names(language, answered)))
+    failed = [n.recipient for n in detail.notifications if n.status in ("failed", "unreachable")]
+    if failed:
+        lines.append(t(language, "case.failed", names=join_names(language, dict.fromkeys(failed))))
+    lines += ["", t(language, "case.timeline")]
+    lines += [event_line(language, settings, e.at, e.kind, e.actor, e.detail) for e in detail.timeline]
+    return cut("\n".join(lines))
