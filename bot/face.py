@@ -10,7 +10,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from bot.conversation import Conversation, Incoming, Outcome
-from bot.texts import plain
+from bot.render.texts import plain
 from config.settings import LANGUAGES, Language
 
 log = logging.getLogger(__name__)

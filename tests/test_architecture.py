@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.texts import catalogue
+from bot.render.texts import catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = ("aiogram", "telegram", "redis", "rq")

@@ -112,7 +112,7 @@ def incident(session: Session, incident_id: int) -> Incident:
     return found
 
 
-LOCALES = Path(__file__).resolve().parent.parent / "bot" / "locales"
+LOCALES = Path(__file__).resolve().parent.parent / "bot" / "render" / "locales"
 
 
 def say(key: str, params: dict[str, object]) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from bot.texts import t
+from bot.render.texts import t
 from groups.model import HouseholdGroup, Member, ProcessedUpdate
 from tests.harness import Village
 

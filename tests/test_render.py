@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from bot.render import render_notification
-from bot.texts import t
+from bot.render.texts import t
 from config.settings import Settings
 from groups import alerts, escalation
 from groups.db import session_scope

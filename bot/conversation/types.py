@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot.texts import plain, t
+from bot.render.texts import plain, t
 from config.settings import Language, Settings
 from groups.effects import Effects, Timer
 from groups.model import utcnow

@@ -6,7 +6,7 @@ from sqlmodel import Session, col, select
 
 from bot.render.format import category_label, join_names, local_time
 from bot.render.keyboards import response_buttons
-from bot.texts import cut, t
+from bot.render.texts import cut, t
 from config.settings import Language, Settings
 from groups.model import OPEN_STATUSES, Household, HouseholdGroup, Incident, Member, Response, ResponseKind
 from workers.channels.telegram import Button

@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from bot.texts import t
+from bot.render.texts import t
 from config.settings import Language, Settings, pick_language
 from groups.model import Member
 

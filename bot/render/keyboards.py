@@ -7,7 +7,7 @@ from typing import Any
 from bot.features.alerts.payloads import RESPONSE_LABELS, Category, Respond
 from bot.features.cases.payloads import Ack, Escalate
 from bot.render.format import category_label
-from bot.texts import t
+from bot.render.texts import t
 from config.policies import PICKABLE
 from config.settings import Language
 from workers.channels.telegram import Button

@@ -14,8 +14,8 @@ from sqlmodel import Session, col, select
 from bot.render.facts import IncidentFacts
 from bot.render.format import category_label, duration, join_names, local_time, member_language
 from bot.render.keyboards import category_buttons, escalation_buttons
+from bot.render.texts import cut, t
 from bot.render.timeline import timeline_line
-from bot.texts import cut, t
 from config.settings import Language, Settings
 from groups.model import (
     OPEN_STATUSES,

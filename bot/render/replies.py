@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.render.format import category_label, join_names, waiting
+from bot.render.texts import cut, t
 from bot.render.timeline import event_line
-from bot.texts import cut, t
 from config.settings import Language, Settings
 
 

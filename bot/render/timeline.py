@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from bot.render.format import category_label, join_names, local_time
-from bot.texts import t
+from bot.render.texts import t
 from config.policies import CATEGORIES, ESCALATION_TARGETS, TOP_LEVEL, ladder_role
 from config.settings import Language, Settings
 from groups.model import IncidentEvent, Member, ResponseKind

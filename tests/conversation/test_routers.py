@@ -15,7 +15,7 @@ from bot.conversation import Conversation, Incoming, Outcome, Ports, Router
 from bot.features.alerts.payloads import Respond, SendAsSos
 from bot.features.alerts.router import router as alerts
 from bot.features.cases.router import router as cases
-from bot.texts import plain, t
+from bot.render.texts import plain, t
 from config.settings import Settings
 from groups.model import Incident, IncidentEvent, Notification, Response
 from tests.test_core_support import T0, Village, build_village

@@ -8,7 +8,7 @@ from bot.conversation import SOS_TEXT, Reply, Router, Turn
 from bot.features.alerts.payloads import CATEGORY, RESPOND, SOS, Category, Respond, SendAsSos
 from bot.render.format import category_label
 from bot.render.keyboards import is_sos_button, sos_keyboard
-from bot.texts import t
+from bot.render.texts import t
 from groups import alerts
 from groups.effects import Effects
 

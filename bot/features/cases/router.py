@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from bot.conversation import Reply, Router, Turn
 from bot.features.cases.payloads import ACK, ESCALATE, Ack, Escalate
 from bot.render.replies import case_text, cases_text
-from bot.texts import t
+from bot.render.texts import t
 from groups import cases, escalation, referrals
 from groups.permissions import require_standing
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from bot.conversation import Reply, Router, Turn
 from bot.render.format import join_names
 from bot.render.keyboards import is_help_button, sos_keyboard
-from bot.texts import t
+from bot.render.texts import t
 from config.policies import STAFF_ROLES
 from groups import onboarding
 from groups.directory import MemberInfo

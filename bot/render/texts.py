@@ -1,4 +1,4 @@
-"""The text catalogue: one set of YAML files per language under ``bot/locales/<lang>/``.
+"""The text catalogue: one set of YAML files per language under ``bot/render/locales/<lang>/``.
 
 Texts are HTML (Telegram parse mode HTML); every parameter is escaped here, so names and texts such as
 ``<b>&`` arrive literally. Keys are the same in every language (a test checks it).
@@ -29,7 +29,7 @@ class Raw(str):
 def catalogue(language: Language) -> dict[str, str]:
     """All texts of ``language``, merged from every YAML file of its folder."""
     merged: dict[str, str] = {}
-    folder = resources.files("bot") / "locales" / language
+    folder = resources.files("bot.render") / "locales" / language
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".yaml"):
             continue
