@@ -18,7 +18,7 @@ from bot.features.cases.router import router as cases
 from bot.texts import plain, t
 from config.settings import Settings
 from groups.model import Incident, IncidentEvent, Notification, Response
-from tests.test_core_support import T0, Village, build_village
+from tests.support.village import T0, Village, build_village
 
 BOT_USERNAME = "yihu_test_bot"
 

@@ -23,7 +23,7 @@ from bot import aiogram_face, ptb_face, render
 from bot.runtime import serve_bot
 from bot.webhook import SECRET_HEADER
 from groups.model import Member, ProcessedUpdate
-from tests.harness import Village
+from tests.support.harness import Village
 
 pytestmark = pytest.mark.timeout(60)
 

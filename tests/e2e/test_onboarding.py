@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from bot.texts import t
 from groups.model import HouseholdGroup, Member, ProcessedUpdate
-from tests.harness import Village
+from tests.support.harness import Village
 
 pytestmark = pytest.mark.timeout(90)
 

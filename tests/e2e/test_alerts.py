@@ -13,7 +13,7 @@ from sqlmodel import select
 from bot.features.alerts.payloads import Respond, SendAsSos
 from groups.model import Incident, Notification, Response
 from groups.views import list_incidents
-from tests.harness import Village
+from tests.support.harness import Village
 
 pytestmark = pytest.mark.timeout(120)
 
