@@ -245,7 +245,7 @@ def describe(pid: int) -> str:
     text = " ".join(part.decode(errors="replace") for part in cmd if part)
     if "redis-server" in text:
         return "redis-server"
-    if "-m workers" in text:
+    if "-m bot.worker" in text or "-m workers" in text:
         return "worker"
     if "yihu" in text:
         return "yihu run (bot face)"

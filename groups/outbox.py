@@ -125,7 +125,7 @@ def notify_chat(
 
 def pending_ids(rows: Iterable[Notification | None]) -> list[int]:
     """Ids of the new rows the caller must enqueue (unreachable rows are on record only)."""
-    return [row.id for row in rows if row is not None and row.id is not None and row.status == "pending"]
+    return [row.id for row in rows if row is not None and row.id is not None and row.status == DeliveryStatus.pending]
 
 
 def told_rows(session: Session, incident: Incident) -> Sequence[Notification]:

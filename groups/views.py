@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
@@ -49,13 +50,29 @@ def _load(session: Session, model: type[_Row], column: Any, ids: Iterable[int]) 
     return rows
 
 
-def incident_views(session: Session, incidents: Sequence[Incident]) -> list[dict[str, Any]]:
-    """The views of ``incidents`` (in the given order), with a fixed number of queries for any count."""
-    ids = [i.id for i in incidents if i.id is not None]
-    events = _load(session, IncidentEvent, IncidentEvent.incident_id, ids)
-    responses = _load(session, Response, Response.incident_id, ids)
-    notifications = _load(session, Notification, Notification.incident_id, ids)
+@dataclass(frozen=True)
+class _Names:
+    """Member keys, groups and grid codes the views name, loaded once for all incidents."""
 
+    keys: dict[int | None, str]
+    groups: dict[int | None, HouseholdGroup]
+    grids: dict[int | None, str]
+
+    def recipient(self, n: Notification) -> str | None:
+        if n.recipient_id is not None:
+            return self.keys.get(n.recipient_id)
+        if n.group_id is not None and n.group_id in self.groups:
+            return f"group:{self.groups[n.group_id].code}"
+        return f"chat:{n.chat_id}" if n.chat_id is not None else None
+
+
+def _names(
+    session: Session,
+    incidents: Sequence[Incident],
+    events: list[IncidentEvent],
+    responses: list[Response],
+    notifications: list[Notification],
+) -> _Names:
     member_ids: set[int] = set()
     group_ids: set[int] = set()
     for incident in incidents:
@@ -70,75 +87,81 @@ def incident_views(session: Session, incidents: Sequence[Incident]) -> list[dict
     keys = {m.id: m.key for m in _load(session, Member, Member.id, member_ids)}
     groups = {g.id: g for g in _load(session, HouseholdGroup, HouseholdGroup.id, group_ids)}
     grids = {g.id: g.code for g in _load(session, Grid, Grid.id, {g.grid_id for g in groups.values()})}
+    return _Names(keys, groups, grids)
 
-    by_incident: dict[int, dict[str, list[Any]]] = {
-        i: {"events": [], "responses": [], "notifications": []} for i in ids
-    }
+
+def _by_incident(
+    ids: list[int], events: list[IncidentEvent], responses: list[Response], notifications: list[Notification]
+) -> dict[int, dict[str, list[Any]]]:
+    """Each incident's events and responses in time order, its notifications in id order."""
+    related: dict[int, dict[str, list[Any]]] = {i: {"events": [], "responses": [], "notifications": []} for i in ids}
     for event in sorted(events, key=lambda e: (_sort_time(e.at), e.id or 0)):
-        by_incident[event.incident_id]["events"].append(event)
+        related[event.incident_id]["events"].append(event)
     for response in sorted(responses, key=lambda r: (_sort_time(r.at), r.id or 0)):
-        by_incident[response.incident_id]["responses"].append(response)
+        related[response.incident_id]["responses"].append(response)
     for notification in sorted(notifications, key=lambda n: n.id or 0):
         if notification.incident_id is not None:
-            by_incident[notification.incident_id]["notifications"].append(notification)
+            related[notification.incident_id]["notifications"].append(notification)
+    return related
 
-    def recipient(n: Notification) -> str | None:
-        if n.recipient_id is not None:
-            return keys.get(n.recipient_id)
-        if n.group_id is not None and n.group_id in groups:
-            return f"group:{groups[n.group_id].code}"
-        return f"chat:{n.chat_id}" if n.chat_id is not None else None
 
-    views: list[dict[str, Any]] = []
-    for incident in incidents:
-        related = by_incident.get(incident.id or 0, {"events": [], "responses": [], "notifications": []})
-        group = groups.get(incident.group_id)
-        views.append(
+def _view(incident: Incident, related: dict[str, list[Any]], names: _Names) -> dict[str, Any]:
+    keys = names.keys
+    group = names.groups.get(incident.group_id)
+    return {
+        "id": incident.id,
+        "status": str(incident.status),
+        "category": incident.category,
+        "group": group.code if group else None,
+        "grid": names.grids.get(group.grid_id) if group else None,
+        "reporter": keys.get(incident.reporter_id),
+        "created_at": iso(incident.created_at),
+        "escalation_level": incident.escalation_level,
+        "acknowledged_by": keys.get(incident.acknowledged_by_id) if incident.acknowledged_by_id else None,
+        "acknowledged_at": iso(incident.acknowledged_at),
+        "private": incident.private,
+        "text": incident.text,
+        "latitude": incident.latitude,
+        "longitude": incident.longitude,
+        "closed_at": iso(incident.closed_at),
+        "closed_by": keys.get(incident.closed_by_id) if incident.closed_by_id else None,
+        "responses": [
+            {"member": keys.get(r.member_id), "kind": str(r.kind), "at": iso(r.at)} for r in related["responses"]
+        ],
+        "timeline": [
             {
-                "id": incident.id,
-                "status": str(incident.status),
-                "category": incident.category,
-                "group": group.code if group else None,
-                "grid": grids.get(group.grid_id) if group else None,
-                "reporter": keys.get(incident.reporter_id),
-                "created_at": iso(incident.created_at),
-                "escalation_level": incident.escalation_level,
-                "acknowledged_by": keys.get(incident.acknowledged_by_id) if incident.acknowledged_by_id else None,
-                "acknowledged_at": iso(incident.acknowledged_at),
-                "private": incident.private,
-                "text": incident.text,
-                "latitude": incident.latitude,
-                "longitude": incident.longitude,
-                "closed_at": iso(incident.closed_at),
-                "closed_by": keys.get(incident.closed_by_id) if incident.closed_by_id else None,
-                "responses": [
-                    {"member": keys.get(r.member_id), "kind": str(r.kind), "at": iso(r.at)}
-                    for r in related["responses"]
-                ],
-                "timeline": [
-                    {
-                        "at": iso(e.at),
-                        "kind": e.kind,
-                        "actor": keys.get(e.actor_id) if e.actor_id is not None else None,
-                        "detail": e.detail,
-                    }
-                    for e in related["events"]
-                ],
-                "notifications": [
-                    {
-                        "recipient": recipient(n),
-                        "purpose": str(n.purpose),
-                        "status": str(n.status),
-                        "kind": n.kind,
-                        "attempts": n.attempts,
-                        "last_error": n.last_error,
-                        "sent_at": iso(n.sent_at),
-                    }
-                    for n in related["notifications"]
-                ],
+                "at": iso(e.at),
+                "kind": e.kind,
+                "actor": keys.get(e.actor_id) if e.actor_id is not None else None,
+                "detail": e.detail,
             }
-        )
-    return views
+            for e in related["events"]
+        ],
+        "notifications": [
+            {
+                "recipient": names.recipient(n),
+                "purpose": str(n.purpose),
+                "status": str(n.status),
+                "kind": n.kind,
+                "attempts": n.attempts,
+                "last_error": n.last_error,
+                "sent_at": iso(n.sent_at),
+            }
+            for n in related["notifications"]
+        ],
+    }
+
+
+def incident_views(session: Session, incidents: Sequence[Incident]) -> list[dict[str, Any]]:
+    """The views of ``incidents`` (in the given order), with a fixed number of queries for any count."""
+    ids = [i.id for i in incidents if i.id is not None]
+    events = _load(session, IncidentEvent, IncidentEvent.incident_id, ids)
+    responses = _load(session, Response, Response.incident_id, ids)
+    notifications = _load(session, Notification, Notification.incident_id, ids)
+    names = _names(session, incidents, events, responses, notifications)
+    related = _by_incident(ids, events, responses, notifications)
+    empty: dict[str, list[Any]] = {"events": [], "responses": [], "notifications": []}
+    return [_view(incident, related.get(incident.id or 0, empty), names) for incident in incidents]
 
 
 def _sort_time(moment: datetime) -> datetime:

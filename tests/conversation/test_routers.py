@@ -2,81 +2,61 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from itertools import count
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
 from bot.bootstrap import ROUTERS
-from bot.conversation import Conversation, Incoming, Outcome, Ports, Router
+from bot.conversation import Conversation, Incoming, Outcome, Router
 from bot.features.alerts.payloads import Respond, SendAsSos
 from bot.features.alerts.router import router as alerts
 from bot.features.cases.router import router as cases
 from bot.render.texts import plain, t
-from config.settings import Settings
 from groups.model import Incident, IncidentEvent, Notification, Response
-from tests.test_core_support import T0, Village, build_village
-
-BOT_USERNAME = "yihu_test_bot"
-
-
-@dataclass
-class FakePorts:
-    """What the conversation handed on after its commits: outbox ids to enqueue, timers to arm."""
-
-    enqueued: list[int] = field(default_factory=list)
-    armed: list[Any] = field(default_factory=list)
+from tests.support.conversation import Chat, FakePorts, wire
+from tests.support.village import Village, build_village
 
 
 @dataclass
-class Chat:
-    """One conversation wired to fakes, and a way to send it updates as a user."""
+class VillageChat:
+    """The conversation over the core tests' small village (tests/support/village.py)."""
 
-    conversation: Conversation
+    chat: Chat
     village: Village
-    ports: FakePorts
-    update_ids: Iterator[int] = field(default_factory=lambda: count(1))
 
     def send(self, key: str, text: str | None = None, **fields: Any) -> Outcome:
-        uid = self.village.uid(key)
-        fields.setdefault("chat_type", "private")
-        fields.setdefault("chat_id", uid)
-        return self.conversation.handle(
-            Incoming(update_id=next(self.update_ids), user_id=uid, text=text, language_code="zh", **fields)
-        )
+        return self.chat.send(self.village.uid(key), text, **fields)
 
     def press(self, key: str, data: str) -> Outcome:
-        return self.send(key, callback_id=f"cb{next(self.update_ids)}", callback_data=data, message_id=1)
+        return self.chat.press(self.village.uid(key), data)
+
+    @property
+    def ports(self) -> FakePorts:
+        return self.chat.ports
+
+    @property
+    def conversation(self) -> Conversation:
+        return self.chat.conversation
 
 
-def wire(url: str, routers: Sequence[Router]) -> Chat:
+def wire_core(url: str, routers: Sequence[Router]) -> VillageChat:
     village = build_village(url)
-    fakes = FakePorts()
-    ports = Ports(
-        settings=Settings(database_url=url, language="zh"),
-        engine=village.engine,
-        bot_id=1,
-        bot_username=BOT_USERNAME,
-        enqueue=fakes.enqueued.extend,
-        arm=fakes.armed.extend,
-        clock=lambda: T0,
-    )
-    return Chat(Conversation(ports, routers), village, fakes)
+    return VillageChat(wire(url, routers, village.engine), village)
 
 
 @pytest.fixture
-def chat(sqlite_url: str) -> Chat:
-    return wire(sqlite_url, ROUTERS)
+def chat(sqlite_url: str) -> VillageChat:
+    return wire_core(sqlite_url, ROUTERS)
 
 
 def texts(outcome: Outcome) -> list[str]:
     return [reply.text for reply in outcome.replies]
 
 
-def test_6995_raises_and_hands_the_outbox_and_the_timer_on_after_commit(chat: Chat) -> None:
+def test_6995_raises_and_hands_the_outbox_and_the_timer_on_after_commit(chat: VillageChat) -> None:
     outcome = chat.send("m2", "6995")
     assert outcome.replies == []  # the confirmation comes from the outbox
     with chat.village.session() as session:
@@ -87,7 +67,7 @@ def test_6995_raises_and_hands_the_outbox_and_the_timer_on_after_commit(chat: Ch
     assert len(chat.ports.armed) == 1
 
 
-def test_an_update_delivered_twice_is_handled_once(chat: Chat) -> None:
+def test_an_update_delivered_twice_is_handled_once(chat: VillageChat) -> None:
     incoming = Incoming(update_id=77, chat_id=chat.village.uid("m2"), chat_type="private",
                         user_id=chat.village.uid("m2"), text="6995")
     first = chat.conversation.handle(incoming)
@@ -99,7 +79,7 @@ def test_an_update_delivered_twice_is_handled_once(chat: Chat) -> None:
         assert len(session.exec(select(Incident)).all()) == 1
 
 
-def test_a_response_button_is_recorded_and_a_forged_one_refused(chat: Chat) -> None:
+def test_a_response_button_is_recorded_and_a_forged_one_refused(chat: VillageChat) -> None:
     chat.send("m2", "6995")
     with chat.village.session() as session:
         number = int(session.exec(select(Incident.id)).one() or 0)
@@ -113,7 +93,7 @@ def test_a_response_button_is_recorded_and_a_forged_one_refused(chat: Chat) -> N
         assert refused.callback_answer == plain("zh", "callback.bad") and refused.callback_alert
 
 
-def test_a_refused_command_writes_nothing(chat: Chat) -> None:
+def test_a_refused_command_writes_nothing(chat: VillageChat) -> None:
     chat.send("m2", "6995")
     with chat.village.session() as session:
         before = len(session.exec(select(IncidentEvent)).all())
@@ -124,7 +104,7 @@ def test_a_refused_command_writes_nothing(chat: Chat) -> None:
         assert session.exec(select(Incident)).one().status == "open"
 
 
-def test_a_voice_note_is_offered_as_an_sos_and_one_tap_raises_it(chat: Chat) -> None:
+def test_a_voice_note_is_offered_as_an_sos_and_one_tap_raises_it(chat: VillageChat) -> None:
     offer = chat.send("m6", voice=True, message_id=42)
     (reply,) = offer.replies
     assert reply.text == t("zh", "attachment.offer_voice")
@@ -139,7 +119,7 @@ def test_a_voice_note_is_offered_as_an_sos_and_one_tap_raises_it(chat: Chat) -> 
 
 def test_only_the_routers_given_answer(sqlite_url: str) -> None:
     """A conversation of the alert feature alone: /start is unknown, the help button is just a text."""
-    chat = wire(sqlite_url, [alerts])
+    chat = wire_core(sqlite_url, [alerts])
     assert texts(chat.send("m2", "/start")) == [t("zh", "error.unknown_command")]
     assert texts(chat.send("m2", t("zh", "help_button"))) == [t("zh", "hint.no_incident")]
     assert chat.press("w1", "a:1").callback_answer == plain("zh", "callback.bad")  # the case feature's button
@@ -148,7 +128,7 @@ def test_only_the_routers_given_answer(sqlite_url: str) -> None:
 
 
 def test_two_routers_claiming_the_same_thing_is_a_wiring_error(sqlite_url: str) -> None:
-    ports = wire(sqlite_url, [alerts, cases]).conversation.ports
+    ports = wire_core(sqlite_url, [alerts, cases]).conversation.ports
     twin = Router("twin")
     twin.command("ack")(lambda conversation, turn, args: None)
     with pytest.raises(ValueError, match="ack"):

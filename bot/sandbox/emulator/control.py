@@ -51,6 +51,7 @@ def _flag(value: str | None) -> bool:
 
 
 def add_control_routes(app: web.Application, emu: Emulator) -> None:
+    # Long on purpose: one small nested handler per control route, read as one table of the API.
     def wrap(fn: Callable[[web.Request, JSON], Awaitable[Any]]) -> Route:
         async def handler(request: web.Request) -> web.Response:
             try:

@@ -31,6 +31,7 @@ __all__ = [
 
 def build_app(emulator: Emulator) -> web.Application:
     """The aiohttp application serving the Bot API, file downloads and the control API."""
+    # A flat list of routes and their small handlers: longer than 60 lines, one thing.
     app = web.Application(client_max_size=60 * 1024 * 1024)
 
     async def handle_api(request: web.Request) -> web.Response:

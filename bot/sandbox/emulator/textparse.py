@@ -174,6 +174,7 @@ def _read_until(text: str, i: int, end: str, escapes: bool) -> tuple[str, int] |
 
 def parse_markdown_v2(text: str) -> tuple[str, list[dict[str, Any]]]:
     """Telegram MarkdownV2 -> (plain text, entities); reserved characters must be escaped."""
+    # One scanner loop over the source: its branches share the builder, the stack and the index.
     b = _Builder()
     stack: list[tuple[str, int, int]] = []  # (marker, entity start, source index)
     quote_start: int | None = None

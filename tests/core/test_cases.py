@@ -12,7 +12,7 @@ from groups import alerts, cases, escalation, referrals
 from groups.effects import Timer
 from groups.errors import UserError
 from groups.model import IncidentEvent, Notification, Referral
-from tests.test_core_support import T0, Village, build_village, incident, rows, say
+from tests.support.village import T0, Village, build_village, incident, rows, say
 
 HEAD_DUE = T0 + timedelta(seconds=120)
 WORKER_DUE = T0 + timedelta(seconds=420)

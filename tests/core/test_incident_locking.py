@@ -10,7 +10,7 @@ from groups import alerts, cases, escalation
 from groups.db import session_scope
 from groups.directory import load_incident
 from groups.model import Incident
-from tests.test_core_support import T0, build_village
+from tests.support.village import T0, build_village
 
 
 def test_an_ack_waits_for_an_escalation_holding_the_incident(database_url: str) -> None:

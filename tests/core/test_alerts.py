@@ -12,7 +12,7 @@ from groups.directory import who_is
 from groups.effects import Timer
 from groups.errors import UserError
 from groups.model import HouseholdGroup, IncidentEvent, Member, Notification, Response
-from tests.test_core_support import GROUP_CHAT, T0, Village, build_village, incident, rows, say, token
+from tests.support.village import GROUP_CHAT, T0, Village, build_village, incident, rows, say, token
 
 
 @pytest.fixture

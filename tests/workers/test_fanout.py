@@ -8,7 +8,7 @@ from rq import Queue
 from config.settings import Settings
 from groups.db import get_engine
 from groups.model import DeliveryStatus, Priority
-from tests.test_delivery import ThreadedEmulator, add, db_url, drain, emu, note, row, settings  # noqa: F401
+from tests.support.delivery import ThreadedEmulator, add, db_url, drain, emu, note, row, settings  # noqa: F401
 from workers.fanout import BACKLOG_JOBS, deliver_many, enqueue_batches
 from workers.queues import queue_name
 

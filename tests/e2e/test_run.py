@@ -19,7 +19,7 @@ import pytest
 from groups.db import dispose_engines, get_engine, session_scope, upgrade
 from groups.model import Member
 from groups.roster import import_roster, parse_roster
-from tests.harness import DATA
+from tests.support.harness import DATA
 from workers.embedded_redis import free_port
 
 pytestmark = pytest.mark.timeout(180)

@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.sandbox.village import Village as SimulatedVillage
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 class Village(SimulatedVillage):

@@ -17,6 +17,7 @@ from rq.registry import ScheduledJobRegistry
 from sqlmodel import Session, col, select
 
 from bot.bootstrap import configure_workers, run_worker_process
+from bot.sandbox.emulator.threaded import ThreadedEmulator
 from bot.sandbox.village import village_yaml
 from config.settings import Settings
 from groups.alerts import raise_alert
@@ -24,7 +25,6 @@ from groups.db import get_engine, session_scope
 from groups.model import DeliveryStatus, HouseholdGroup, Member, Notification, utcnow
 from groups.onboarding import bind_group, link_member
 from groups.roster import import_roster, parse_roster
-from tests.test_delivery import ThreadedEmulator
 from workers import backlog
 from workers import context as context_module
 from workers.enqueue import enqueue_notifications

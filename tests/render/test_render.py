@@ -10,7 +10,7 @@ from config.settings import Settings
 from groups import alerts, escalation
 from groups.db import session_scope
 from groups.model import DeliveryStatus, Notification, utcnow
-from tests.test_core_support import GROUP_CHAT, build_village
+from tests.support.village import GROUP_CHAT, build_village
 
 SETTINGS = Settings(bot_token="1:x")
 

@@ -8,8 +8,8 @@ import pytest
 from sqlmodel import select
 
 from bot.render.texts import t
-from groups.model import HouseholdGroup, Member, ProcessedUpdate
-from tests.harness import Village
+from groups.model import HouseholdGroup, ProcessedUpdate
+from tests.support.harness import Village
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -27,39 +27,6 @@ async def test_start_links_member_and_greets_by_name_with_sos_keyboard(village: 
     keyboard = greeting["reply_markup"]["keyboard"]
     assert keyboard[0][0]["text"] == "🆘 紧急求助"  # the SOS button comes first
     assert village.member("g1m3").telegram_user_id == village.user_ids["g1m3"]
-
-
-async def test_greeting_follows_language_code(village: Village) -> None:
-    await village.client.create_user("Ann", id=99_001, language_code="en-US")
-    await village.client.send_text(99_001, f"/start {village.member('g1m4').invite_token}")
-    [greeting] = await village.wait(99_001)
-    assert greeting["text"].startswith("Hello 赵秀英")
-    assert greeting["reply_markup"]["keyboard"][0][0]["text"] == "🆘 SOS"
-
-
-async def test_linked_user_is_greeted_again_and_token_of_someone_else_refused(village: Village) -> None:
-    await village.link("g1m2")
-    await village.say("g1m2", "/start")
-    messages = await village.wait("g1m2", 2)
-    assert "李桂兰" in messages[1]["text"]
-    # Another Telegram user tries g1m2's token: refused, nothing changes.
-    await village.client.create_user("Intruder", id=99_002)
-    await village.client.send_text(99_002, f"/start {village.member('g1m2').invite_token}")
-    [refusal] = await village.wait(99_002)
-    assert "李桂兰" not in refusal["text"]
-    assert village.member("g1m2").telegram_user_id == village.user_ids["g1m2"]
-    with village.session() as session:
-        assert session.exec(select(Member).where(Member.telegram_user_id == 99_002)).first() is None
-
-
-@pytest.mark.parametrize("text", ["/start", "/start nonsense", "/start AAAAAAAAAAAAAAAAAAAAAAAA"])
-async def test_start_without_valid_token_explains_and_creates_nothing(village: Village, text: str) -> None:
-    await village.client.create_user("Stranger", id=99_003)
-    await village.client.send_text(99_003, text)
-    [answer] = await village.wait(99_003)
-    assert "邀请" in answer["text"]  # how to join: ask for an invite
-    with village.session() as session:
-        assert session.exec(select(Member).where(Member.telegram_user_id == 99_003)).first() is None
 
 
 async def test_bind_by_head_binds_and_later_bind_moves(village: Village) -> None:
@@ -89,18 +56,6 @@ async def test_bind_wrong_code_or_person_is_refused_and_changes_nothing(village:
     assert [r["text"] for r in replies if r["text"] == bound] == []
     with village.session() as session:
         assert session.exec(select(HouseholdGroup).where(HouseholdGroup.chat_id == chat_id)).first() is None
-
-
-async def test_help_lists_role_commands(village: Village) -> None:
-    await village.link("g1m1", "g1m5", "w1")
-    for key in ("g1m1", "g1m5", "w1"):
-        await village.say(key, "/help")
-    head_help = (await village.wait("g1m1", 2))[1]["text"]
-    villager_help = (await village.wait("g1m5", 2))[1]["text"]
-    worker_help = (await village.wait("w1", 2))[1]["text"]
-    assert "/ack" in head_help and "/cases" not in head_help
-    assert "/ack" not in villager_help and "/sos" in villager_help
-    assert "/escalate" in worker_help and "/refer" in worker_help
 
 
 async def test_commands_are_registered(village: Village) -> None:

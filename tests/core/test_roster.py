@@ -37,7 +37,7 @@ from groups.roster import (
 )
 from groups.views import incident_view, list_incidents
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parent.parent / "data"
 ROSTER = (DATA / "roster.yaml").read_text(encoding="utf-8")
 ROSTER_V2 = (DATA / "roster_v2.yaml").read_text(encoding="utf-8")
 TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")

@@ -24,7 +24,7 @@ from bot.render.keyboards import category_buttons, response_buttons, sos_keyboar
 from bot.runtime import serve_bot
 from bot.webhook import SECRET_HEADER
 from groups.model import Member, ProcessedUpdate
-from tests.harness import Village
+from tests.support.harness import Village
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -19,7 +19,7 @@ from groups.db import dispose_engines, get_engine, session_scope
 from groups.escalation import escalation_due
 from groups.model import DeliveryStatus, Incident, Notification
 
-V1_DUMP = Path(__file__).parent / "data" / "v1_database.sql"
+V1_DUMP = Path(__file__).resolve().parent.parent / "data" / "v1_database.sql"
 
 
 @pytest.fixture

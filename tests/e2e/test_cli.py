@@ -23,8 +23,8 @@ from config.settings import get_settings
 from groups.db import dispose_engines, get_engine, session_scope
 from groups.model import HouseholdGroup, Incident, IncidentEvent, Member, Notification, Response
 
-DATA = Path(__file__).parent / "data"
-ROOT = Path(__file__).parent.parent
+DATA = Path(__file__).resolve().parent.parent / "data"
+ROOT = Path(__file__).resolve().parent.parent.parent
 YIHU = ROOT / ".venv" / "bin" / "yihu"
 SETTINGS = (
     "YIHU_BOT_TOKEN",

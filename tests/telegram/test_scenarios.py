@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 
 from groups.model import Incident, IncidentEvent, Response
-from tests.harness import DATA, Village
+from tests.support.harness import DATA, Village
 
 pytestmark = pytest.mark.timeout(150)
 

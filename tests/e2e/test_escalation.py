@@ -12,7 +12,7 @@ import redis
 from sqlmodel import select
 
 from groups.model import Incident, IncidentEvent
-from tests.harness import DATA, Village
+from tests.support.harness import DATA, Village
 
 pytestmark = pytest.mark.timeout(150)
 

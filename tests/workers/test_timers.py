@@ -15,7 +15,7 @@ from config.settings import Settings
 from groups import alerts, referrals
 from groups.db import session_scope
 from groups.model import Incident, utcnow
-from tests.test_core_support import build_village
+from tests.support.village import build_village
 from workers import context, timers
 from workers.queues import queue_name
 

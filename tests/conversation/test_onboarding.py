@@ -1,0 +1,69 @@
+"""Joining and /help, in-process (moved from the end-to-end tier: none of it needs the wire)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from bot.bootstrap import ROUTERS
+from bot.features.alerts.payloads import Respond, SendAsSos
+from groups.model import Incident, Member
+from tests.support.conversation import Chat, wire_village
+
+
+@pytest.fixture
+def chat(sqlite_url: str) -> Chat:
+    return wire_village(sqlite_url, ROUTERS)
+
+
+def test_greeting_follows_language_code(chat: Chat) -> None:
+    (greeting,) = chat.send(99_001, f"/start {chat.member('g1m4').invite_token}", language_code="en-US").replies
+    assert greeting.text.startswith("Hello 赵秀英")
+    assert greeting.reply_markup is not None
+    assert greeting.reply_markup["keyboard"][0][0]["text"] == "🆘 SOS"
+
+
+def test_linked_user_is_greeted_again_and_token_of_someone_else_refused(chat: Chat) -> None:
+    chat.link("g1m2")
+    (again,) = chat.texts("g1m2", "/start")
+    assert "李桂兰" in again
+    # Another Telegram user tries g1m2's token: refused, nothing changes.
+    (refusal,) = chat.texts(99_002, f"/start {chat.member('g1m2').invite_token}")
+    assert "李桂兰" not in refusal
+    assert chat.member("g1m2").telegram_user_id == chat.uid("g1m2")
+    with chat.session() as session:
+        assert session.exec(select(Member).where(Member.telegram_user_id == 99_002)).first() is None
+
+
+@pytest.mark.parametrize("text", ["/start", "/start nonsense", "/start AAAAAAAAAAAAAAAAAAAAAAAA"])
+def test_start_without_valid_token_explains_and_creates_nothing(chat: Chat, text: str) -> None:
+    (answer,) = chat.texts(99_003, text)
+    assert "邀请" in answer  # how to join: ask for an invite
+    with chat.session() as session:
+        assert session.exec(select(Member).where(Member.telegram_user_id == 99_003)).first() is None
+
+
+def test_help_lists_role_commands(chat: Chat) -> None:
+    chat.link("g1m1", "g1m5", "w1")
+    (head_help,) = chat.texts("g1m1", "/help")
+    (villager_help,) = chat.texts("g1m5", "/help")
+    (worker_help,) = chat.texts("w1", "/help")
+    assert "/ack" in head_help and "/cases" not in head_help
+    assert "/ack" not in villager_help and "/sos" in villager_help
+    assert "/escalate" in worker_help and "/refer" in worker_help
+
+
+def test_unknown_user_and_villager_staff_commands(chat: Chat) -> None:
+    (answer,) = chat.texts(99_100, "/sos")
+    assert "邀请" in answer
+    chat.link("g1m5")
+    replies = [text for command in ("/resolve 1", "/cases", "/escalate 1 police", "/ack 1")
+               for text in chat.texts("g1m5", command)]
+    assert len(replies) == 4 and all("没有权限" in text for text in replies)
+    with chat.session() as session:
+        assert session.exec(select(Incident)).all() == []
+
+
+def test_callback_data_is_short_ascii() -> None:
+    for data in (Respond(10**9, "coming").data(), SendAsSos(location=(-89.123456, -179.123456)).data()):
+        assert data.isascii() and len(data.encode()) <= 64
