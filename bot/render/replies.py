@@ -9,6 +9,7 @@ from bot.render.format import category_label, join_names, waiting
 from bot.render.texts import cut, t
 from bot.render.timeline import event_line
 from config.settings import Language, Settings
+from groups.model import Purpose
 
 
 def cases_text(language: Language, summaries: Sequence[Any]) -> str:
@@ -36,7 +37,8 @@ def case_text(language: Language, detail: Any, settings: Settings) -> str:
                        longitude=f"{detail.longitude:.5f}"))
     if detail.acknowledged_by:
         lines.append(t(language, "alert.owner", name=detail.acknowledged_by))
-    told = [n.recipient for n in detail.notifications if n.purpose in ("alert", "escalation") and n.kind == "message"]
+    alerted = (Purpose.alert, Purpose.escalation)
+    told = [n.recipient for n in detail.notifications if n.purpose in alerted and n.kind == "message"]
     if told:
         lines.append(t(language, "case.told", names=join_names(language, dict.fromkeys(told))))
     if detail.responses:
