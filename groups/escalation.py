@@ -123,17 +123,17 @@ def rearm_ladder(session: Session, incident: Incident, category: policies.Catego
     return effects
 
 
-def escalation_due(session: Session, incident_id_: int, now: datetime) -> EscalationResult:
+def escalation_due(session: Session, number: int, now: datetime) -> EscalationResult:
     """The timer fired: climb one step if the deadline has passed and nobody acknowledged."""
     try:
-        incident = load_incident(session, incident_id_, for_update=True)
+        incident = load_incident(session, number, for_update=True)
     except UserError:
-        return EscalationResult(incident_id_)
+        return EscalationResult(number)
     due = incident.next_escalation_at
     if incident.status != IncidentStatus.open or due is None or incident.escalation_level >= TOP_LEVEL:
-        return EscalationResult(incident_id_)
+        return EscalationResult(number)
     if now < due:
-        return EscalationResult(incident_id_, rearm_at=due)
+        return EscalationResult(number, rearm_at=due)
     level = incident.escalation_level + 1
     grid = grid_of_group(session, incident_group(session, incident))
     effects = Effects(notifications=_tell_level(session, incident, grid, level, now))
@@ -142,8 +142,8 @@ def escalation_due(session: Session, incident_id_: int, now: datetime) -> Escala
     session.add(incident)
     add_event(session, incident, "escalated", now, detail=str(level))
     if incident.next_escalation_at is not None:
-        effects.timers.append(Timer(ESCALATION_TIMER, incident_id_, incident.next_escalation_at))
-    return EscalationResult(incident_id_, level=level, effects=effects)
+        effects.timers.append(Timer(ESCALATION_TIMER, number, incident.next_escalation_at))
+    return EscalationResult(number, level=level, effects=effects)
 
 
 def acknowledge_incident(session: Session, incident: Incident, member: Member, now: datetime, via: str) -> Effects:
