@@ -23,6 +23,7 @@ from sqlmodel import select
 from bot.sandbox.emulator.threaded import ThreadedEmulator
 from bot.sandbox.village import village_yaml
 from groups.db import get_engine, session_scope, upgrade
+from groups.directory import linked_member
 from groups.model import HouseholdGroup, Member, utcnow
 from groups.onboarding import bind_group, link_member
 from groups.roster import import_roster, parse_roster
@@ -80,7 +81,8 @@ def build_village(
             members_of = [uid for key, uid in village.users.items() if key.startswith(f"{group.code}m")]
             chat = int(emu.do(emu.emulator.create_group, group.name, members_of)["id"])
             emu.do(emu.emulator.add_bot_to_group, chat)
-            bind_group(session, village.users[f"{group.code}m0"], chat, group.bind_code, now)
+            head = linked_member(session, village.users[f"{group.code}m0"])
+            bind_group(session, head, chat, group.bind_code, now)
             village.chats[group.code] = chat
     return village
 

@@ -28,6 +28,7 @@ from bot.sandbox.emulator.server import start_emulator
 from config.settings import Settings
 from groups.alerts import raise_alert
 from groups.db import get_engine, session_scope, upgrade
+from groups.directory import linked_member
 from groups.model import DeliveryStatus, HouseholdGroup, Member, Notification, utcnow
 from groups.onboarding import bind_group, link_member
 from groups.roster import import_roster, parse_roster
@@ -81,10 +82,11 @@ def main() -> None:
                 assert head is not None
                 chat = int(do(emulator.create_group, group.name, [users[head.key]])["id"])
                 do(emulator.add_bot_to_group, chat)
-                bind_group(session, users[head.key], chat, group.bind_code, now)
+                bind_group(session, head, chat, group.bind_code, now)
             ids: list[int] = []
             for g in range(groups):
-                ids += raise_alert(session, users[f"g{g}m1"], now, "fire", "bench").effects.notifications
+                reporter = linked_member(session, users[f"g{g}m1"])
+                ids += raise_alert(session, reporter, now, "fire", "bench").effects.notifications
         settings = Settings(
             bot_token=running.token, telegram_api_url=running.url, database_url=url, redis_url=rds.url
         )

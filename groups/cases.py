@@ -11,7 +11,6 @@ from sqlmodel import Session, col, select
 from groups.directory import (
     incident_group,
     is_open,
-    linked_member,
     member_id,
     staff_grid_ids,
 )
@@ -99,11 +98,10 @@ class CaseResult:
 # --- reading -------------------------------------------------------------------------------------------
 
 
-def list_cases(session: Session, telegram_user_id: int, now: datetime) -> list[CaseSummary]:
+def list_cases(session: Session, actor: Member, now: datetime) -> list[CaseSummary]:
     """``/cases``: open incidents of a grid worker's grids, or those escalated to a police officer; oldest first."""
-    member = linked_member(session, telegram_user_id)
-    worker_grids = staff_grid_ids(session, member, Role.grid_worker.value)
-    police_grids = staff_grid_ids(session, member, Role.police.value)
+    worker_grids = staff_grid_ids(session, actor, Role.grid_worker.value)
+    police_grids = staff_grid_ids(session, actor, Role.police.value)
     if not worker_grids and not police_grids:
         raise UserError("not_allowed", command="cases")
     open_values = [s.value for s in OPEN_STATUSES]
@@ -144,20 +142,20 @@ def _name(session: Session, member_id_: int | None) -> str | None:
     return member.name if member is not None else None
 
 
-def case_detail(session: Session, telegram_user_id: int, incident_id_: int, now: datetime) -> CaseDetail:
+def case_detail(session: Session, actor: Member, number: int, now: datetime) -> CaseDetail:
     """``/case N``: the incident, its timeline, who was told, who answered, what was forwarded."""
-    _, incident, _ = authorize(session, telegram_user_id, incident_id_, "case")
+    incident, _ = authorize(session, actor, number, "case")
     group = incident_group(session, incident)
     events = session.exec(
-        select(IncidentEvent).where(IncidentEvent.incident_id == incident_id_).order_by(col(IncidentEvent.id))
+        select(IncidentEvent).where(IncidentEvent.incident_id == number).order_by(col(IncidentEvent.id))
     ).all()
     responses = session.exec(
-        select(Response).where(Response.incident_id == incident_id_).order_by(col(Response.at))
+        select(Response).where(Response.incident_id == number).order_by(col(Response.at))
     ).all()
     rows = session.exec(
-        select(Notification).where(Notification.incident_id == incident_id_).order_by(col(Notification.id))
+        select(Notification).where(Notification.incident_id == number).order_by(col(Notification.id))
     ).all()
-    referrals = session.exec(select(Referral).where(Referral.incident_id == incident_id_)).all()
+    referrals = session.exec(select(Referral).where(Referral.incident_id == number)).all()
     return CaseDetail(
         summary=_summary(session, incident, group, now),
         text=incident.text,
@@ -186,44 +184,42 @@ def _entry(session: Session, row: Notification, group: HouseholdGroup) -> Notifi
 # --- acting --------------------------------------------------------------------------------------------
 
 
-def acknowledge(session: Session, telegram_user_id: int, incident_id_: int, now: datetime) -> CaseResult:
+def acknowledge(session: Session, actor: Member, number: int, now: datetime) -> CaseResult:
     """``/ack N``: take ownership; stops the ladder."""
-    member, incident, _ = authorize(session, telegram_user_id, incident_id_, "ack")
+    incident, _ = authorize(session, actor, number, "ack")
     if not is_open(incident):
-        raise UserError("incident_closed", number=incident_id_)
+        raise UserError("incident_closed", number=number)
     if incident.status == IncidentStatus.acknowledged:
         by = _name(session, incident.acknowledged_by_id)
-        return CaseResult(incident_id_, "already_acknowledged", {"number": incident_id_, "name": by})
-    effects = acknowledge_incident(session, incident, member, now, via="command")
-    return CaseResult(incident_id_, "acknowledged", {"number": incident_id_}, effects)
+        return CaseResult(number, "already_acknowledged", {"number": number, "name": by})
+    effects = acknowledge_incident(session, incident, actor, now, via="command")
+    return CaseResult(number, "acknowledged", {"number": number}, effects)
 
 
-def resolve(session: Session, telegram_user_id: int, incident_id_: int, note: str | None, now: datetime) -> CaseResult:
+def resolve(session: Session, actor: Member, number: int, note: str | None, now: datetime) -> CaseResult:
     """``/resolve N [note]``."""
-    return _close_command(session, telegram_user_id, incident_id_, "resolve", IncidentStatus.resolved, note, now)
+    return _close_command(session, actor, number, "resolve", IncidentStatus.resolved, note, now)
 
 
-def mark_false(
-    session: Session, telegram_user_id: int, incident_id_: int, note: str | None, now: datetime
-) -> CaseResult:
+def mark_false(session: Session, actor: Member, number: int, note: str | None, now: datetime) -> CaseResult:
     """``/false N [note]``: a false alarm."""
-    return _close_command(session, telegram_user_id, incident_id_, "false", IncidentStatus.false_alarm, note, now)
+    return _close_command(session, actor, number, "false", IncidentStatus.false_alarm, note, now)
 
 
 def _close_command(
     session: Session,
-    telegram_user_id: int,
-    incident_id_: int,
+    actor: Member,
+    number: int,
     command: str,
     status: IncidentStatus,
     note: str | None,
     now: datetime,
 ) -> CaseResult:
-    member, incident, _ = authorize(session, telegram_user_id, incident_id_, command)
+    incident, _ = authorize(session, actor, number, command)
     if not is_open(incident):
-        raise UserError("incident_closed", number=incident_id_)
-    effects = close_incident(session, incident, status, member, note, now)
-    return CaseResult(incident_id_, status.value, {"number": incident_id_}, effects)
+        raise UserError("incident_closed", number=number)
+    effects = close_incident(session, incident, status, actor, note, now)
+    return CaseResult(number, status.value, {"number": number}, effects)
 
 
 def close_incident(

@@ -37,7 +37,11 @@ def member_by_user(session: Session, telegram_user_id: int) -> Member | None:
 
 
 def linked_member(session: Session, telegram_user_id: int) -> Member:
-    """The active member linked to this Telegram user, else UserError("not_linked")."""
+    """The active member linked to this Telegram user, else UserError("not_linked").
+
+    The Telegram conversation's door: it resolves the user once per update and the use cases take the
+    member (another channel finds its member its own way).
+    """
     member = member_by_user(session, telegram_user_id)
     if member is None or not member.active:
         raise UserError("not_linked")
@@ -117,9 +121,8 @@ def can_be_told(member: Member) -> bool:
     return member.active and member.telegram_user_id is not None and member.unreachable_at is None
 
 
-def who_is(session: Session, telegram_user_id: int) -> MemberInfo | None:
-    """The linked, active member behind a Telegram user, with roles, group and grids; None if unknown."""
-    member = member_by_user(session, telegram_user_id)
+def who_is(session: Session, member: Member | None) -> MemberInfo | None:
+    """An active member with roles, group and grids; None for no member (a stranger) or an inactive one."""
     if member is None or not member.active:
         return None
     roles: list[str] = []

@@ -123,17 +123,17 @@ def rearm_ladder(session: Session, incident: Incident, category: policies.Catego
     return effects
 
 
-def escalation_due(session: Session, incident_id_: int, now: datetime) -> EscalationResult:
+def escalation_due(session: Session, number: int, now: datetime) -> EscalationResult:
     """The timer fired: climb one step if the deadline has passed and nobody acknowledged."""
     try:
-        incident = load_incident(session, incident_id_, for_update=True)
+        incident = load_incident(session, number, for_update=True)
     except UserError:
-        return EscalationResult(incident_id_)
+        return EscalationResult(number)
     due = incident.next_escalation_at
     if incident.status != IncidentStatus.open or due is None or incident.escalation_level >= TOP_LEVEL:
-        return EscalationResult(incident_id_)
+        return EscalationResult(number)
     if now < due:
-        return EscalationResult(incident_id_, rearm_at=due)
+        return EscalationResult(number, rearm_at=due)
     level = incident.escalation_level + 1
     grid = grid_of_group(session, incident_group(session, incident))
     effects = Effects(notifications=_tell_level(session, incident, grid, level, now))
@@ -142,8 +142,8 @@ def escalation_due(session: Session, incident_id_: int, now: datetime) -> Escala
     session.add(incident)
     add_event(session, incident, "escalated", now, detail=str(level))
     if incident.next_escalation_at is not None:
-        effects.timers.append(Timer(ESCALATION_TIMER, incident_id_, incident.next_escalation_at))
-    return EscalationResult(incident_id_, level=level, effects=effects)
+        effects.timers.append(Timer(ESCALATION_TIMER, number, incident.next_escalation_at))
+    return EscalationResult(number, level=level, effects=effects)
 
 
 def acknowledge_incident(session: Session, incident: Incident, member: Member, now: datetime, via: str) -> Effects:
@@ -184,21 +184,27 @@ def _reporter(session: Session, incident: Incident) -> Member | None:
     return session.get(Member, incident.reporter_id)
 
 
-def escalate_manual(
-    session: Session, telegram_user_id: int, incident_id_: int, target: str, reason: str | None, now: datetime
-) -> ManualEscalationResult:
-    """``/escalate N police|women|child [reason]`` by a grid worker of the incident's grid."""
+def target_role(target: str | None) -> str:
+    """The staff role a manual escalation names (police, women, child), else UserError("bad_target")."""
     role = policies.ESCALATION_TARGETS.get((target or "").strip().lower())
     if role is None:
         raise UserError("bad_target", targets=" | ".join(policies.ESCALATION_TARGETS))
-    member, incident, _ = authorize(session, telegram_user_id, incident_id_, "escalate")
+    return role
+
+
+def escalate_manual(
+    session: Session, actor: Member, number: int, target: str, reason: str | None, now: datetime
+) -> ManualEscalationResult:
+    """``/escalate N police|women|child [reason]`` by a grid worker of the incident's grid."""
+    role = target_role(target)
+    incident, _ = authorize(session, actor, number, "escalate")
     if not is_open(incident):
-        raise UserError("incident_closed", number=incident_id_)
+        raise UserError("incident_closed", number=number)
     grid = grid_of_group(session, incident_group(session, incident))
     assert grid.id is not None
     level = TOP_LEVEL if role == Role.police.value else incident.escalation_level
     payload = {"template": "escalation", "level": level, "reason": reason, "manual": True}
-    key = f"esc:{incident_id_}:{level if role == Role.police.value else role}"
+    key = f"esc:{number}:{level if role == Role.police.value else role}"
     rows = tell_members(
         session,
         incident,
@@ -215,10 +221,10 @@ def escalate_manual(
         incident.next_escalation_at = None
         session.add(incident)
     word = (target or "").strip().lower()
-    add_event(session, incident, "escalated", now, actor=member, detail=_detail(word, reason))
+    add_event(session, incident, "escalated", now, actor=actor, detail=_detail(word, reason))
     pending = pending_ids(rows)
     # ``target`` in the result is the role told (police, women_fed, child_director), for the renderer.
-    return ManualEscalationResult(incident_id_, role, len(pending), "escalated", Effects(notifications=pending))
+    return ManualEscalationResult(number, role, len(pending), "escalated", Effects(notifications=pending))
 
 
 def _detail(target: str, reason: str | None) -> str:

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from sqlmodel import Session, select
 
-from groups.directory import grid_of_group, has_grid_role, linked_member, member_by_user, member_id
+from groups.directory import grid_of_group, has_grid_role, member_by_user, member_id
 from groups.errors import UserError
 from groups.model import HouseholdGroup, Member, Role
 
@@ -52,6 +52,9 @@ def link_member(
 
     Raises UserError("bad_token") for no/unknown token and ("token_taken") for a token linked to
     someone else; an already-linked user is greeted again whatever the token.
+
+    Telegram by nature: linking writes the Telegram user id on the member, so this use case takes the id
+    itself; the others take the acting member, which the conversation resolves from that id once.
     """
     language = language_code[:16] if language_code else None
     current = member_by_user(session, telegram_user_id)
@@ -88,22 +91,20 @@ def _member_by_token(session: Session, token: str | None) -> Member:
     return member
 
 
-def bind_group(
-    session: Session, telegram_user_id: int, chat_id: int, bind_code: str | None, now: datetime
-) -> BindResult:
+def bind_group(session: Session, actor: Member, chat_id: int, bind_code: str | None, now: datetime) -> BindResult:
     """``/bind <code>`` in a group chat, by that group's head or a grid worker of its grid.
 
-    Raises UserError("not_linked"), ("bad_bind_code") or ("bind_not_allowed"); nothing changes then.
+    ``chat_id`` is the Telegram group chat being bound: Telegram by nature (the group's alerts are posted
+    there). Raises UserError("bad_bind_code") or ("bind_not_allowed"); nothing changes then.
     """
-    member = linked_member(session, telegram_user_id)
     code = (bind_code or "").strip()
     group = session.exec(select(HouseholdGroup).where(HouseholdGroup.bind_code == code)).first() if code else None
     if group is None or not group.active:
         raise UserError("bad_bind_code")
     grid = grid_of_group(session, group)
     assert grid.id is not None
-    is_head = group.head_id == member_id(member)
-    if not is_head and not has_grid_role(session, member, grid.id, Role.grid_worker.value):
+    is_head = group.head_id == member_id(actor)
+    if not is_head and not has_grid_role(session, actor, grid.id, Role.grid_worker.value):
         raise UserError("bind_not_allowed", group=group.name)
     previous = group.chat_id if group.chat_id != chat_id else None
     _release_chat(session, chat_id, keep=group)

@@ -10,7 +10,7 @@ from typing import Final
 
 from sqlmodel import Session, select
 
-from groups.directory import has_grid_role, incident_group, linked_member, load_incident, member_id
+from groups.directory import has_grid_role, incident_group, load_incident, member_id
 from groups.errors import UserError
 from groups.model import GridStaff, HouseholdGroup, Incident, Member, Role
 
@@ -63,29 +63,27 @@ def can_acknowledge(session: Session, member: Member, incident: Incident) -> boo
     return bool(capacities(session, member, incident) & COMMANDS["ack"])
 
 
-def authorize(
-    session: Session, telegram_user_id: int, incident_id: int, command: str
-) -> tuple[Member, Incident, set[str]]:
-    """The linked member, the incident and their capacities, when ``command`` is allowed to them."""
-    member = linked_member(session, telegram_user_id)
+def authorize(session: Session, actor: Member, incident_id: int, command: str) -> tuple[Incident, set[str]]:
+    """The incident (locked) and the actor's capacities towards it, when ``command`` is allowed to them.
+
+    Raises UserError("incident_not_found") or ("not_allowed").
+    """
     incident = load_incident(session, incident_id, for_update=True)
-    return member, incident, require(session, member, incident, command)
+    return incident, require(session, actor, incident, command)
 
 
-def require_standing(session: Session, telegram_user_id: int, command: str) -> Member:
-    """Refuse a case command before looking at any incident when the user could never use it.
+def require_standing(session: Session, actor: Member, command: str) -> None:
+    """Refuse a case command before looking at any incident when the actor could never use it.
 
     A villager trying ``/resolve 7`` hears "not allowed", not whether incident #7 exists.
     """
-    member = linked_member(session, telegram_user_id)
     standing: set[str] = set()
-    if session.exec(select(HouseholdGroup.id).where(HouseholdGroup.head_id == member_id(member))).first():
+    if session.exec(select(HouseholdGroup.id).where(HouseholdGroup.head_id == member_id(actor))).first():
         standing.add(HEAD)
-    roles = set(session.exec(select(GridStaff.role).where(GridStaff.member_id == member_id(member))).all())
+    roles = set(session.exec(select(GridStaff.role).where(GridStaff.member_id == member_id(actor))).all())
     if Role.grid_worker.value in roles:
         standing.add(WORKER)
     if Role.police.value in roles:
         standing.add(POLICE)
     if not standing & COMMANDS[command]:
         raise UserError("not_allowed", command=command)
-    return member

@@ -12,7 +12,7 @@ from config import policies
 from groups.directory import grid_staff, incident_group, member_id
 from groups.effects import Effects
 from groups.errors import UserError
-from groups.model import Incident, Notification, Priority, Purpose, Referral, Role
+from groups.model import Incident, Member, Notification, Priority, Purpose, Referral, Role
 from groups.outbox import add_event, notify_member, pending_ids
 from groups.permissions import authorize
 
@@ -36,8 +36,8 @@ class ReferralResult:
 
 def refer(
     session: Session,
-    telegram_user_id: int,
-    incident_id_: int,
+    actor: Member,
+    number: int,
     department: str,
     now: datetime,
     days: int | str | None = policies.REFERRAL_DEFAULT_DAYS,
@@ -51,19 +51,19 @@ def refer(
     days = _days(days)
     if not 1 <= days <= MAX_DAYS:
         raise UserError("bad_days", max=MAX_DAYS)
-    member, incident, _ = authorize(session, telegram_user_id, incident_id_, "refer")
+    incident, _ = authorize(session, actor, number, "refer")
     referral = Referral(
-        incident_id=incident_id_,
+        incident_id=number,
         department=name,
-        referred_by_id=member_id(member),
+        referred_by_id=member_id(actor),
         created_at=now,
         due_at=now + timedelta(days=days),
     )
     session.add(referral)
     session.flush()
     assert referral.id is not None
-    add_event(session, incident, "referred", now, actor=member, detail=f"{name} {days}d")
-    return ReferralResult(incident_id_, (referral.id,), name, referral.due_at, "referred")
+    add_event(session, incident, "referred", now, actor=actor, detail=f"{name} {days}d")
+    return ReferralResult(number, (referral.id,), name, referral.due_at, "referred")
 
 
 def _days(value: int | str | None) -> int:
@@ -76,22 +76,20 @@ def _days(value: int | str | None) -> int:
     return value
 
 
-def referral_done(
-    session: Session, telegram_user_id: int, incident_id_: int, note: str | None, now: datetime
-) -> ReferralResult:
+def referral_done(session: Session, actor: Member, number: int, note: str | None, now: datetime) -> ReferralResult:
     """``/referral_done N [note]``: every open referral of the incident is answered."""
-    member, incident, _ = authorize(session, telegram_user_id, incident_id_, "referral_done")
-    query = select(Referral).where(Referral.incident_id == incident_id_, col(Referral.done_at).is_(None))
+    incident, _ = authorize(session, actor, number, "referral_done")
+    query = select(Referral).where(Referral.incident_id == number, col(Referral.done_at).is_(None))
     open_referrals = session.exec(query).all()
     if not open_referrals:
-        raise UserError("no_referral", number=incident_id_)
+        raise UserError("no_referral", number=number)
     for referral in open_referrals:
         referral.done_at = now
         referral.note = note
         session.add(referral)
-    add_event(session, incident, "referral_done", now, actor=member, detail=note)
+    add_event(session, incident, "referral_done", now, actor=actor, detail=note)
     ids = tuple(r.id for r in open_referrals if r.id is not None)
-    return ReferralResult(incident_id_, ids, None, None, "referral_done")
+    return ReferralResult(number, ids, None, None, "referral_done")
 
 
 def referral_reminders_due(session: Session, now: datetime) -> list[int]:

@@ -154,8 +154,7 @@ class Conversation:
 
     # -- helpers for features ----------------------------------------------------------------------
     def user_info(self, turn: Turn) -> Any:
-        assert turn.incoming.user_id is not None
-        return who_is(turn.session, turn.incoming.user_id)
+        return who_is(turn.session, turn.member_or_none())
 
     def keyboard(self, turn: Turn) -> dict[str, Any]:
         return sos_keyboard(turn.language)

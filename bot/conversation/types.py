@@ -13,8 +13,10 @@ from sqlmodel import Session
 
 from bot.render.texts import plain, t
 from config.settings import Language, Settings
+from groups.directory import linked_member
 from groups.effects import Effects, Timer
-from groups.model import utcnow
+from groups.errors import UserError
+from groups.model import Member, utcnow
 
 SOS_TEXT = "6995"
 _COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{3,64}))?(?:\s+(.*))?$", re.DOTALL)
@@ -81,6 +83,27 @@ class Turn:
     now: datetime
     outcome: Outcome = field(default_factory=Outcome)
     effects: Effects = field(default_factory=Effects)
+    _member: Member | None = field(default=None, init=False, repr=False)
+    _looked_up: bool = field(default=False, init=False, repr=False)
+
+    def member(self) -> Member:
+        """The linked, active member who sent this update, else UserError("not_linked"); looked up once."""
+        member = self.member_or_none()
+        if member is None:
+            raise UserError("not_linked")
+        return member
+
+    def member_or_none(self) -> Member | None:
+        """The sender as a linked, active member, or None for a stranger (looked up on first use, so after
+        ``/start`` has linked them when that is what the update does)."""
+        if not self._looked_up:
+            assert self.incoming.user_id is not None
+            try:
+                self._member = linked_member(self.session, self.incoming.user_id)
+            except UserError:
+                self._member = None
+            self._looked_up = True
+        return self._member
 
     def reply(self, key: str, reply_markup: dict[str, Any] | None = None, **params: Any) -> None:
         self.outcome.replies.append(Reply(t(self.language, key, **params), reply_markup))

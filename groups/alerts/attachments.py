@@ -9,9 +9,9 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from config import policies
-from groups.directory import incident_group, member_by_user, member_id
+from groups.directory import incident_group, member_id
 from groups.effects import Effects
-from groups.model import OPEN_STATUSES, Incident, Member, Notification, Priority, Purpose
+from groups.model import OPEN_STATUSES, DeliveryStatus, Incident, Member, Notification, Priority, Purpose
 from groups.outbox import add_event, incident_id, notify_chat, notify_member, pending_ids, told_rows
 
 
@@ -29,22 +29,22 @@ class AttachResult:
 
 def attach(
     session: Session,
-    telegram_user_id: int,
+    actor: Member | None,
     now: datetime,
     text: str | None = None,
     voice: tuple[int, int] | None = None,
     location: tuple[float, float] | None = None,
 ) -> AttachResult | None:
     """Text, a voice note ((chat_id, message_id)) or a location the reporter sends within 10 minutes of
-    raising: forwarded to everyone already told. None when there is no such incident."""
-    member = member_by_user(session, telegram_user_id)
-    if member is None or not member.active:
+    raising: forwarded to everyone already told. None when there is no such incident, or no active actor
+    (a stranger's text is not an error: the conversation answers it with a hint)."""
+    if actor is None or not actor.active:
         return None
     since = now - timedelta(seconds=policies.ATTACH_WINDOW_S)
     query = (
         select(Incident)
         .where(
-            Incident.reporter_id == member_id(member),
+            Incident.reporter_id == member_id(actor),
             col(Incident.status).in_([s.value for s in OPEN_STATUSES]),
             Incident.created_at >= since,
         )
@@ -57,11 +57,11 @@ def attach(
         incident.latitude, incident.longitude = location
         session.add(incident)
     kinds = [name for name, value in (("text", text), ("voice", voice), ("location", location)) if value]
-    event = add_event(session, incident, "attachment", now, actor=member, detail=" ".join(kinds) or None)
+    event = add_event(session, incident, "attachment", now, actor=actor, detail=" ".join(kinds) or None)
     forwards = _forwards(text, voice, location)
     rows: list[Notification | None] = []
     for target in told_rows(session, incident):
-        if target.status == "unreachable" or target.chat_id is None:
+        if target.status == DeliveryStatus.unreachable or target.chat_id is None:
             continue
         for n, (kind, payload) in enumerate(forwards):
             rows.append(_forward(session, incident, target, kind, payload, f"att:{event.id}:{target.id}:{n}", now))

@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from config import policies
 from groups.alerts.recipients import private_staff
-from groups.directory import incident_group, is_open, linked_member, load_incident, member_id
+from groups.directory import incident_group, is_open, load_incident, member_id
 from groups.effects import Effects
 from groups.errors import UserError
 from groups.escalation import rearm_ladder
@@ -47,30 +47,27 @@ def _clean(text: str | None) -> str | None:
     return text.strip() or None if text else None
 
 
-def _own_open_incident(session: Session, telegram_user_id: int, incident_id_: int) -> tuple[Member, Incident]:
-    member = linked_member(session, telegram_user_id)
-    incident = load_incident(session, incident_id_, for_update=True)
-    if incident.reporter_id != member_id(member):
+def _own_open_incident(session: Session, actor: Member, number: int) -> Incident:
+    incident = load_incident(session, number, for_update=True)
+    if incident.reporter_id != member_id(actor):
         raise UserError("not_allowed", command="category")
     if not is_open(incident):
-        raise UserError("incident_closed", number=incident_id_)
-    return member, incident
+        raise UserError("incident_closed", number=number)
+    return incident
 
 
-def set_category(
-    session: Session, telegram_user_id: int, incident_id_: int, category: str, now: datetime
-) -> CategoryResult:
+def set_category(session: Session, actor: Member, number: int, category: str, now: datetime) -> CategoryResult:
     """The reporter picks or changes the category. A private incident stays private."""
-    member, incident = _own_open_incident(session, telegram_user_id, incident_id_)
+    incident = _own_open_incident(session, actor, number)
     chosen = policies.find_category(category or "")
     if chosen is None:
         raise UserError("bad_category", category=category)
     if incident.private and not chosen.private:
-        raise UserError("category_locked", number=incident_id_)
+        raise UserError("category_locked", number=number)
     if chosen.name == incident.category:
-        return CategoryResult(incident_id_, chosen.name, False, "category_unchanged")
+        return CategoryResult(number, chosen.name, False, "category_unchanged")
     incident.category = chosen.name
-    add_event(session, incident, "category", now, actor=member, detail=chosen.name)
+    add_event(session, incident, "category", now, actor=actor, detail=chosen.name)
     group = incident_group(session, incident)
     effects = Effects()
     if chosen.private:
@@ -79,10 +76,10 @@ def set_category(
         payload = {"template": "alert", "confidential": True}
         staff = private_staff(session, group, chosen)
         rows = tell_members(
-            session, incident, staff, Purpose.alert, Priority.urgent, payload, f"alert:{incident_id_}", now
+            session, incident, staff, Purpose.alert, Priority.urgent, payload, f"alert:{number}", now
         )
         effects.notifications.extend(pending_ids(rows))
     effects.extend(rearm_ladder(session, incident, chosen, now))
     session.add(incident)
     effects.notifications.extend(refresh_tallies(session, incident, group.head_id, now))
-    return CategoryResult(incident_id_, chosen.name, True, "category_set", effects)
+    return CategoryResult(number, chosen.name, True, "category_set", effects)

@@ -12,7 +12,7 @@ from config import policies
 from groups.alerts.category import CategoryResult, parse_category, set_category
 from groups.alerts.recipients import alert_recipients, unreachable_note
 from groups.cases import close_incident
-from groups.directory import can_be_told, group_of, linked_member, member_id
+from groups.directory import can_be_told, group_of, member_id
 from groups.effects import Effects
 from groups.errors import UserError
 from groups.escalation import start_ladder
@@ -60,7 +60,7 @@ class RaiseResult:
 
 def raise_alert(
     session: Session,
-    telegram_user_id: int,
+    actor: Member,
     now: datetime,
     category: str | None = None,
     text: str | None = None,
@@ -68,31 +68,30 @@ def raise_alert(
 ) -> RaiseResult:
     """An SOS (``/sos``, ``6995``, the button): a new incident fanned out, or a repeat joining the last one.
 
-    Raises UserError("not_linked") or ("no_household") for staff who belong to no household group.
+    Raises UserError("no_household") for staff who belong to no household group.
     """
-    reporter = linked_member(session, telegram_user_id)
     # PostgreSQL: two presses in flight at once must not both open an incident (SQLite serializes writers).
-    session.exec(select(Member.id).where(Member.id == reporter.id).with_for_update()).first()
-    group = group_of(session, reporter)
+    session.exec(select(Member.id).where(Member.id == actor.id).with_for_update()).first()
+    group = group_of(session, actor)
     if group is None:
         raise UserError("no_household")
     chosen, clean_text = parse_category(category, text)
-    if reporter.unreachable_at is not None:
+    if actor.unreachable_at is not None:
         # They are writing to the bot right now, so it can write back (the confirmation must go out).
-        reporter.unreachable_at = None
-        session.add(reporter)
-    recent = _recent_incident(session, reporter, now)
+        actor.unreachable_at = None
+        session.add(actor)
+    recent = _recent_incident(session, actor, now)
     if recent is not None:
-        joined = _join(session, recent, reporter, clean_text, location, now)
+        joined = _join(session, recent, actor, clean_text, location, now)
         if chosen.name not in ("general", recent.category) and not (recent.private and not chosen.private):
             # "/sos 家暴 …" right after a bare 6995: the same incident, now of that category (and routed so).
-            changed = set_category(session, telegram_user_id, incident_id(recent), chosen.name, now)
+            changed = set_category(session, actor, incident_id(recent), chosen.name, now)
             joined.effects.extend(changed.effects)
         return joined
     assert group.id is not None
     incident = Incident(
         group_id=group.id,
-        reporter_id=member_id(reporter),
+        reporter_id=member_id(actor),
         category=chosen.name,
         text=clean_text,
         private=chosen.private,
@@ -104,8 +103,8 @@ def raise_alert(
         incident.latitude, incident.longitude = location
     session.add(incident)
     session.flush()
-    add_event(session, incident, "raised", now, actor=reporter, detail=chosen.name)
-    return _fan_out(session, incident, reporter, group, chosen, now)
+    add_event(session, incident, "raised", now, actor=actor, detail=chosen.name)
+    return _fan_out(session, incident, actor, group, chosen, now)
 
 
 def _recent_incident(session: Session, reporter: Member, now: datetime) -> Incident | None:
@@ -238,13 +237,12 @@ def _fan_out(
     )
 
 
-def cancel_latest(session: Session, telegram_user_id: int, now: datetime) -> CategoryResult:
+def cancel_latest(session: Session, actor: Member, now: datetime) -> CategoryResult:
     """``/cancel``: the reporter withdraws their most recent open incident; everyone told hears so."""
-    member = linked_member(session, telegram_user_id)
     query = (
         select(Incident)
         .where(
-            Incident.reporter_id == member_id(member),
+            Incident.reporter_id == member_id(actor),
             col(Incident.status).in_([s.value for s in OPEN_STATUSES]),
         )
         .order_by(col(Incident.id).desc())
@@ -252,5 +250,5 @@ def cancel_latest(session: Session, telegram_user_id: int, now: datetime) -> Cat
     incident = session.exec(query).first()
     if incident is None:
         raise UserError("no_open_incident")
-    effects = close_incident(session, incident, IncidentStatus.cancelled, member, None, now)
+    effects = close_incident(session, incident, IncidentStatus.cancelled, actor, None, now)
     return CategoryResult(incident_id(incident), incident.category, True, "cancelled", effects)

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from groups.directory import group_of, incident_group, is_open, linked_member, load_incident, member_id
+from groups.directory import group_of, incident_group, is_open, load_incident, member_id
 from groups.effects import Effects
 from groups.errors import UserError
 from groups.escalation import acknowledge_incident
@@ -31,39 +31,38 @@ class RespondResult:
         return {"number": self.incident_id, "kind": self.kind}
 
 
-def respond(session: Session, telegram_user_id: int, incident_id_: int, kind: str, now: datetime) -> RespondResult:
-    """A response button: record (or change) this member's answer, tell the reporter, update the tallies.
+def respond(session: Session, actor: Member, number: int, kind: str, now: datetime) -> RespondResult:
+    """A response button: record (or change) the actor's answer, tell the reporter, update the tallies.
 
-    Raises UserError("not_linked"), ("incident_not_found"), ("own_incident"), ("not_notified"),
-    ("incident_closed") or ("bad_response").
+    Raises UserError("bad_response"), ("incident_not_found"), ("own_incident"), ("not_notified") or
+    ("incident_closed").
     """
     if kind not in ResponseKind.__members__:
         raise UserError("bad_response")
-    member = linked_member(session, telegram_user_id)
-    incident = load_incident(session, incident_id_, for_update=True)
-    if incident.reporter_id == member_id(member):
-        raise UserError("own_incident", number=incident_id_)
-    if not _was_notified(session, incident, member):
-        raise UserError("not_notified", number=incident_id_)
+    incident = load_incident(session, number, for_update=True)
+    if incident.reporter_id == member_id(actor):
+        raise UserError("own_incident", number=number)
+    if not _was_notified(session, incident, actor):
+        raise UserError("not_notified", number=number)
     if not is_open(incident):
-        raise UserError("incident_closed", number=incident_id_)
-    query = select(Response).where(Response.incident_id == incident_id_, Response.member_id == member_id(member))
+        raise UserError("incident_closed", number=number)
+    query = select(Response).where(Response.incident_id == number, Response.member_id == member_id(actor))
     response = session.exec(query).first()
     if response is not None and response.kind == kind:
-        return RespondResult(incident_id_, kind, False, False, "response_unchanged")
+        return RespondResult(number, kind, False, False, "response_unchanged")
     if response is None:
-        response = Response(incident_id=incident_id_, member_id=member_id(member), kind=kind, at=now)
+        response = Response(incident_id=number, member_id=member_id(actor), kind=kind, at=now)
     response.kind, response.at = kind, now
     session.add(response)
-    event = add_event(session, incident, "response", now, actor=member, detail=kind)
-    effects = Effects(notifications=_tell_reporter_of_response(session, incident, member, kind, event.id, now))
+    event = add_event(session, incident, "response", now, actor=actor, detail=kind)
+    effects = Effects(notifications=_tell_reporter_of_response(session, incident, actor, kind, event.id, now))
     acknowledged = kind != ResponseKind.cant and incident.status == IncidentStatus.open
-    acknowledged = acknowledged and can_acknowledge(session, member, incident)
+    acknowledged = acknowledged and can_acknowledge(session, actor, incident)
     if acknowledged:
-        effects.extend(acknowledge_incident(session, incident, member, now, via="response"))
+        effects.extend(acknowledge_incident(session, incident, actor, now, via="response"))
     else:
         effects.notifications.extend(refresh_tallies(session, incident, incident_group(session, incident).head_id, now))
-    return RespondResult(incident_id_, kind, True, acknowledged, "response_recorded", effects)
+    return RespondResult(number, kind, True, acknowledged, "response_recorded", effects)
 
 
 def _was_notified(session: Session, incident: Incident, member: Member) -> bool:

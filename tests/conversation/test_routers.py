@@ -139,3 +139,15 @@ def test_two_routers_claiming_the_same_thing_is_a_wiring_error(sqlite_url: str) 
         Conversation(ports, [alerts, other])
 
 
+
+
+def test_refusals_keep_their_order_now_that_the_conversation_finds_the_member(chat: VillageChat) -> None:
+    """A forged escalate button from a stranger is refused for its target first (as when the core looked
+    the user up itself); a stranger's valid press and a stranger's text command are 'not linked'."""
+    stranger = 99_999
+    targets = " | ".join(("police", "women", "child"))
+    forged = chat.chat.press(stranger, "e:1:mayor")
+    assert forged.callback_answer == plain("zh", "bad_target", targets=targets) and forged.callback_alert
+    unlinked = chat.chat.press(stranger, "e:1:police")
+    assert unlinked.callback_answer == plain("zh", "not_linked")
+    assert texts(chat.chat.send(stranger, "/cases")) == [t("zh", "not_linked")]

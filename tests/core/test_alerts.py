@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import col, select
 
 from groups import alerts, onboarding
-from groups.directory import who_is
+from groups.directory import linked_member, member_by_user, who_is
 from groups.effects import Timer
 from groups.errors import UserError
 from groups.model import HouseholdGroup, IncidentEvent, Member, Notification, Response
@@ -22,7 +22,7 @@ def village(database_url: str) -> Village:
 
 def raise_(v: Village, key: str, **kwargs: object) -> alerts.RaiseResult:
     with v.session() as s:
-        result = alerts.raise_alert(s, v.uid(key), kwargs.pop("now", T0), **kwargs)  # type: ignore[arg-type]
+        result = alerts.raise_alert(s, v.actor(s, key), kwargs.pop("now", T0), **kwargs)  # type: ignore[arg-type]
         s.commit()
     return result
 
@@ -74,13 +74,13 @@ def test_link_refusals_create_nothing(village: Village) -> None:
 
 def test_bind_by_head_or_worker_moves_the_binding(village: Village) -> None:
     with village.session() as s:
-        bound = onboarding.bind_group(s, village.uid("m5"), GROUP_CHAT, "bind-g2", T0)
+        bound = onboarding.bind_group(s, village.actor(s, "m5"), GROUP_CHAT, "bind-g2", T0)
         s.commit()
         assert (bound.group_code, bound.reply_key) == ("g2", "bound")
         assert "Group g2" in say(bound.reply_key, bound.params)
         groups = {g.code: g.chat_id for g in s.exec(select(HouseholdGroup)).all()}
         assert groups == {"g1": None, "g2": GROUP_CHAT, "g3": None}
-        moved = onboarding.bind_group(s, village.uid("w1"), -2002, "bind-g2", T0)
+        moved = onboarding.bind_group(s, village.actor(s, "w1"), -2002, "bind-g2", T0)
         s.commit()
         assert moved.moved_from == GROUP_CHAT
         assert s.exec(select(HouseholdGroup).where(HouseholdGroup.code == "g2")).one().chat_id == -2002
@@ -88,11 +88,11 @@ def test_bind_by_head_or_worker_moves_the_binding(village: Village) -> None:
 
 def test_bind_refusals_change_nothing(village: Village) -> None:
     with village.session() as s:
-        refused("bind_not_allowed", lambda: onboarding.bind_group(s, village.uid("m2"), -5, "bind-g1", T0))
-        refused("bind_not_allowed", lambda: onboarding.bind_group(s, village.uid("w2"), -5, "bind-g1", T0))
-        refused("bind_not_allowed", lambda: onboarding.bind_group(s, village.uid("m5"), -5, "bind-g1", T0))
-        refused("bad_bind_code", lambda: onboarding.bind_group(s, village.uid("m1"), -5, "nope", T0))
-        refused("not_linked", lambda: onboarding.bind_group(s, 999_999, -5, "bind-g1", T0))
+        refused("bind_not_allowed", lambda: onboarding.bind_group(s, village.actor(s, "m2"), -5, "bind-g1", T0))
+        refused("bind_not_allowed", lambda: onboarding.bind_group(s, village.actor(s, "w2"), -5, "bind-g1", T0))
+        refused("bind_not_allowed", lambda: onboarding.bind_group(s, village.actor(s, "m5"), -5, "bind-g1", T0))
+        refused("bad_bind_code", lambda: onboarding.bind_group(s, village.actor(s, "m1"), -5, "nope", T0))
+        refused("not_linked", lambda: onboarding.bind_group(s, linked_member(s, 999_999), -5, "bind-g1", T0))
         assert s.exec(select(HouseholdGroup).where(HouseholdGroup.code == "g1")).one().chat_id == GROUP_CHAT
 
 
@@ -102,12 +102,12 @@ def test_migrate_group_chat_and_who_is(village: Village) -> None:
         assert not onboarding.migrate_group_chat(s, -42, -43)
         s.commit()
         assert s.exec(select(HouseholdGroup).where(HouseholdGroup.code == "g1")).one().chat_id == -100_777
-        head = who_is(s, village.uid("m1"))
+        head = who_is(s, village.actor(s, "m1"))
         assert head is not None and head.roles == ("villager", "head") and head.group_code == "g1"
-        worker = who_is(s, village.uid("w1"))
+        worker = who_is(s, village.actor(s, "w1"))
         assert worker is not None and worker.roles == ("grid_worker",) and worker.grid_codes == ("lc3",)
         assert worker.is_staff and not head.is_staff
-        assert who_is(s, 999_999) is None
+        assert who_is(s, member_by_user(s, 999_999)) is None
 
 
 # --- raising -------------------------------------------------------------------------------------------
@@ -207,17 +207,17 @@ def test_repeat_sos_within_two_minutes_joins(village: Village) -> None:
 
 def test_raise_refusals(village: Village) -> None:
     with village.session() as s:
-        refused("not_linked", lambda: alerts.raise_alert(s, 999_999, T0))
-        refused("no_household", lambda: alerts.raise_alert(s, village.uid("w1"), T0))
-        refused("no_household", lambda: alerts.raise_alert(s, village.uid("x1"), T0))
+        refused("not_linked", lambda: alerts.raise_alert(s, linked_member(s, 999_999), T0))
+        refused("no_household", lambda: alerts.raise_alert(s, village.actor(s, "w1"), T0))
+        refused("no_household", lambda: alerts.raise_alert(s, village.actor(s, "x1"), T0))
 
 
 def test_set_category_to_private_tells_staff(village: Village) -> None:
     result = raise_(village, "m2")
     with village.session() as s:
-        refused("not_allowed", lambda: alerts.set_category(s, village.uid("m3"), result.incident_id, "fire", T0))
-        refused("bad_category", lambda: alerts.set_category(s, village.uid("m2"), result.incident_id, "zzz", T0))
-        changed = alerts.set_category(s, village.uid("m2"), result.incident_id, "violence", T0)
+        refused("not_allowed", lambda: alerts.set_category(s, village.actor(s, "m3"), result.incident_id, "fire", T0))
+        refused("bad_category", lambda: alerts.set_category(s, village.actor(s, "m2"), result.incident_id, "zzz", T0))
+        changed = alerts.set_category(s, village.actor(s, "m2"), result.incident_id, "violence", T0)
         s.commit()
         assert changed.changed and changed.category == "violence"
         found = rows(s, result.incident_id)
@@ -227,7 +227,8 @@ def test_set_category_to_private_tells_staff(village: Village) -> None:
         assert {r.chat_id for r in edits} == {GROUP_CHAT, village.uid("m1")}
         inc = incident(s, result.incident_id)
         assert (inc.private, inc.next_escalation_at, inc.escalation_level) == (True, None, 2)
-        refused("category_locked", lambda: alerts.set_category(s, village.uid("m2"), result.incident_id, "fire", T0))
+        m2 = village.actor(s, "m2")
+        refused("category_locked", lambda: alerts.set_category(s, m2, result.incident_id, "fire", T0))
 
 
 # --- responding ----------------------------------------------------------------------------------------
@@ -235,7 +236,7 @@ def test_set_category_to_private_tells_staff(village: Village) -> None:
 
 def respond(v: Village, key: str, incident_id: int, kind: str) -> alerts.RespondResult:
     with v.session() as s:
-        result = alerts.respond(s, v.uid(key), incident_id, kind, T0 + timedelta(seconds=10))
+        result = alerts.respond(s, v.actor(s, key), incident_id, kind, T0 + timedelta(seconds=10))
         s.commit()
     return result
 
@@ -293,17 +294,17 @@ def test_response_refusals(village: Village) -> None:
     n = raise_(village, "m2").incident_id
     private = raise_(village, "m6", category="violence").incident_id
     with village.session() as s:
-        refused("own_incident", lambda: alerts.respond(s, village.uid("m2"), n, "coming", T0))
-        refused("not_notified", lambda: alerts.respond(s, village.uid("m5"), n, "coming", T0))
-        refused("not_notified", lambda: alerts.respond(s, village.uid("w2"), n, "coming", T0))
-        refused("not_notified", lambda: alerts.respond(s, village.uid("m5"), private, "coming", T0))
-        refused("incident_not_found", lambda: alerts.respond(s, village.uid("m3"), 999, "coming", T0))
-        refused("bad_response", lambda: alerts.respond(s, village.uid("m3"), n, "maybe", T0))
-        refused("not_linked", lambda: alerts.respond(s, 999_999, n, "coming", T0))
+        refused("own_incident", lambda: alerts.respond(s, village.actor(s, "m2"), n, "coming", T0))
+        refused("not_notified", lambda: alerts.respond(s, village.actor(s, "m5"), n, "coming", T0))
+        refused("not_notified", lambda: alerts.respond(s, village.actor(s, "w2"), n, "coming", T0))
+        refused("not_notified", lambda: alerts.respond(s, village.actor(s, "m5"), private, "coming", T0))
+        refused("incident_not_found", lambda: alerts.respond(s, village.actor(s, "m3"), 999, "coming", T0))
+        refused("bad_response", lambda: alerts.respond(s, village.actor(s, "m3"), n, "maybe", T0))
+        refused("not_linked", lambda: alerts.respond(s, linked_member(s, 999_999), n, "coming", T0))
     with village.session() as s:
-        alerts.cancel_latest(s, village.uid("m2"), T0)
+        alerts.cancel_latest(s, village.actor(s, "m2"), T0)
         s.commit()
-        refused("incident_closed", lambda: alerts.respond(s, village.uid("m3"), n, "coming", T0))
+        refused("incident_closed", lambda: alerts.respond(s, village.actor(s, "m3"), n, "coming", T0))
         assert s.exec(select(Response)).all() == []
 
 
@@ -313,7 +314,7 @@ def test_group_member_not_dmed_may_still_respond(village: Village) -> None:
     with village.session() as s:
         onboarding.link_member(s, 4444, token("m4"), None, T0)
         s.commit()
-        result = alerts.respond(s, 4444, n, "coming", T0)
+        result = alerts.respond(s, linked_member(s, 4444), n, "coming", T0)
         assert result.changed
 
 
@@ -324,8 +325,8 @@ def test_cancel_latest_tells_everyone_notified(village: Village) -> None:
     n = raise_(village, "m2").incident_id
     respond(village, "m3", n, "coming")
     with village.session() as s:
-        refused("no_open_incident", lambda: alerts.cancel_latest(s, village.uid("m3"), T0))
-        result = alerts.cancel_latest(s, village.uid("m2"), T0 + timedelta(seconds=20))
+        refused("no_open_incident", lambda: alerts.cancel_latest(s, village.actor(s, "m3"), T0))
+        result = alerts.cancel_latest(s, village.actor(s, "m2"), T0 + timedelta(seconds=20))
         s.commit()
         assert result.reply_key == "cancelled" and result.incident_id == n
         say(result.reply_key, result.params)
@@ -334,15 +335,15 @@ def test_cancel_latest_tells_everyone_notified(village: Village) -> None:
         closed = [r for r in rows(s, n) if r.purpose == "closing"]
         assert {r.recipient_id for r in closed} == {village.ids[k] for k in ("m1", "m3", "m4")}
         assert all(r.payload["status"] == "cancelled" for r in closed)
-        refused("no_open_incident", lambda: alerts.cancel_latest(s, village.uid("m2"), T0))
+        refused("no_open_incident", lambda: alerts.cancel_latest(s, village.actor(s, "m2"), T0))
     assert events(village, n)[-1] == "cancelled"
 
 
 def test_attach_within_ten_minutes_forwards_to_those_told(village: Village) -> None:
     n = raise_(village, "m2").incident_id
     with village.session() as s:
-        assert alerts.attach(s, village.uid("m3"), T0, text="not mine") is None
-        result = alerts.attach(s, village.uid("m2"), T0 + timedelta(minutes=9), voice=(village.uid("m2"), 55))
+        assert alerts.attach(s, village.actor(s, "m3"), T0, text="not mine") is None
+        result = alerts.attach(s, village.actor(s, "m2"), T0 + timedelta(minutes=9), voice=(village.uid("m2"), 55))
         s.commit()
         assert result is not None and result.incident_id == n
         copies = [r for r in rows(s, n) if r.kind == "copy"]
@@ -351,21 +352,21 @@ def test_attach_within_ten_minutes_forwards_to_those_told(village: Village) -> N
         assert all(r.payload == {"from_chat_id": village.uid("m2"), "message_id": 55} for r in copies)
         assert result.forwarded == 3 == len(result.effects.notifications)
         say(result.reply_key, result.params)
-        located = alerts.attach(s, village.uid("m2"), T0 + timedelta(minutes=9), location=(30.5, 114.3))
-        text = alerts.attach(s, village.uid("m2"), T0 + timedelta(minutes=9), text="second floor")
+        located = alerts.attach(s, village.actor(s, "m2"), T0 + timedelta(minutes=9), location=(30.5, 114.3))
+        text = alerts.attach(s, village.actor(s, "m2"), T0 + timedelta(minutes=9), text="second floor")
         s.commit()
         assert located is not None and text is not None
         assert incident(s, n).latitude == 30.5
         texts = [r for r in rows(s, n) if r.payload.get("template") == "attachment_text"]
         assert len(texts) == 3 and texts[0].payload["text"] == "second floor"
-        assert alerts.attach(s, village.uid("m2"), T0 + timedelta(minutes=10, seconds=1), text="late") is None
+        assert alerts.attach(s, village.actor(s, "m2"), T0 + timedelta(minutes=10, seconds=1), text="late") is None
     assert events(village, n).count("attachment") == 3
 
 
 def test_attach_private_goes_to_staff_told_only(village: Village) -> None:
     n = raise_(village, "m2", category="child").incident_id
     with village.session() as s:
-        result = alerts.attach(s, village.uid("m2"), T0, text="help")
+        result = alerts.attach(s, village.actor(s, "m2"), T0, text="help")
         s.commit()
         assert result is not None
         targets = {r.recipient_id for r in rows(s, n) if r.payload.get("template") == "attachment_text"}
@@ -402,8 +403,9 @@ def test_note_unreachable_marks_member_and_tells_head_once(village: Village) -> 
 def test_a_repeat_sos_naming_a_category_applies_it_to_the_joined_incident(database_url: str) -> None:
     village = build_village(database_url)
     with village.session() as s:
-        first = alerts.raise_alert(s, village.uid("m2"), T0)
-        again = alerts.raise_alert(s, village.uid("m2"), T0 + timedelta(seconds=30), category="家暴", text="又打人了")
+        m2 = village.actor(s, "m2")
+        first = alerts.raise_alert(s, m2, T0)
+        again = alerts.raise_alert(s, m2, T0 + timedelta(seconds=30), category="家暴", text="又打人了")
         s.commit()
         assert again.joined and again.incident_id == first.incident_id
         current = incident(s, first.incident_id)

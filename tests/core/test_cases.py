@@ -11,7 +11,7 @@ from config import policies
 from groups import alerts, cases, escalation, referrals
 from groups.effects import Timer
 from groups.errors import UserError
-from groups.model import IncidentEvent, Notification, Referral
+from groups.model import IncidentEvent, Member, Notification, Referral
 from tests.support.village import T0, Village, build_village, incident, rows, say
 
 HEAD_DUE = T0 + timedelta(seconds=120)
@@ -25,7 +25,7 @@ def village(database_url: str) -> Village:
 
 def raise_(v: Village, key: str, category: str | None = None) -> int:
     with v.session() as s:
-        result = alerts.raise_alert(s, v.uid(key), T0, category=category)
+        result = alerts.raise_alert(s, v.actor(s, key), T0, category=category)
         s.commit()
     return result.incident_id
 
@@ -54,7 +54,7 @@ def events(v: Village, n: int) -> list[tuple[str, str | None]]:
 def test_neighbour_responses_never_acknowledge(village: Village) -> None:
     n = raise_(village, "m2")
     with village.session() as s:
-        result = alerts.respond(s, village.uid("m3"), n, "coming", T0)
+        result = alerts.respond(s, village.actor(s, "m3"), n, "coming", T0)
         s.commit()
         assert not result.acknowledged
         inc = incident(s, n)
@@ -64,10 +64,10 @@ def test_neighbour_responses_never_acknowledge(village: Village) -> None:
 def test_head_response_acknowledges_but_cant_does_not(village: Village) -> None:
     n = raise_(village, "m2")
     with village.session() as s:
-        assert not alerts.respond(s, village.uid("m1"), n, "cant", T0).acknowledged
+        assert not alerts.respond(s, village.actor(s, "m1"), n, "cant", T0).acknowledged
         s.commit()
         assert incident(s, n).status == "open"
-        result = alerts.respond(s, village.uid("m1"), n, "coming", T0 + timedelta(seconds=30))
+        result = alerts.respond(s, village.actor(s, "m1"), n, "coming", T0 + timedelta(seconds=30))
         s.commit()
         assert result.acknowledged
         inc = incident(s, n)
@@ -88,12 +88,12 @@ def test_head_response_acknowledges_but_cant_does_not(village: Village) -> None:
 def test_ack_command_by_worker_tells_reporter_and_head(village: Village) -> None:
     n = raise_(village, "m2")
     with village.session() as s:
-        result = cases.acknowledge(s, village.uid("w1"), n, T0)
+        result = cases.acknowledge(s, village.actor(s, "w1"), n, T0)
         s.commit()
         assert result.reply_key == "acknowledged"
         notes = {r.recipient_id for r in rows(s, n) if r.payload.get("template") == "acknowledged"}
         assert notes == {village.ids["m2"], village.ids["m1"]}
-        again = cases.acknowledge(s, village.uid("m1"), n, T0)
+        again = cases.acknowledge(s, village.actor(s, "m1"), n, T0)
         assert again.reply_key == "already_acknowledged" and again.params["name"] == "N-w1"
         say(again.reply_key, again.params)
         say(result.reply_key, result.params)
@@ -103,12 +103,12 @@ def test_police_acknowledge_only_once_escalated_to_them(village: Village) -> Non
     n = raise_(village, "m2")
     with village.session() as s:
         with pytest.raises(UserError) as info:
-            cases.acknowledge(s, village.uid("p1"), n, T0)
+            cases.acknowledge(s, village.actor(s, "p1"), n, T0)
         assert info.value.key == "not_allowed"
     due(village, n, HEAD_DUE)
     due(village, n, WORKER_DUE)
     with village.session() as s:
-        assert cases.acknowledge(s, village.uid("p1"), n, WORKER_DUE).reply_key == "acknowledged"
+        assert cases.acknowledge(s, village.actor(s, "p1"), n, WORKER_DUE).reply_key == "acknowledged"
         s.commit()
         assert incident(s, n).acknowledged_by_id == village.ids["p1"]
 
@@ -148,7 +148,7 @@ def test_no_ladder_for_help_private_closed_or_unknown(village: Village) -> None:
     assert due(village, 9999, WORKER_DUE) == escalation.EscalationResult(9999)
     n = raise_(village, "m5")
     with village.session() as s:
-        cases.resolve(s, village.uid("w1"), n, "done", T0)
+        cases.resolve(s, village.actor(s, "w1"), n, "done", T0)
         s.commit()
     assert due(village, n, WORKER_DUE).level is None
     assert told(village, n, "escalation") == set()
@@ -157,7 +157,7 @@ def test_no_ladder_for_help_private_closed_or_unknown(village: Village) -> None:
 def test_start_higher_policy_starts_one_step_up(village: Village, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(policies, "START_HIGHER", frozenset({"fire"}))
     with village.session() as s:
-        result = alerts.raise_alert(s, village.uid("m2"), T0, category="fire")
+        result = alerts.raise_alert(s, village.actor(s, "m2"), T0, category="fire")
         s.commit()
         inc = incident(s, result.incident_id)
         assert (inc.escalation_level, inc.next_escalation_at) == (1, T0 + timedelta(seconds=300))
@@ -180,20 +180,20 @@ ALLOWED = {
 EVERYONE = ("m1", "m2", "m3", "m5", "w1", "w2", "p1", "p2", "f1", "c1", "x1")
 
 
-def _call(s: Session, uid: int, n: int, command: str) -> object:
+def _call(s: Session, actor: Member, n: int, command: str) -> object:
     if command == "case":
-        return cases.case_detail(s, uid, n, T0)
+        return cases.case_detail(s, actor, n, T0)
     if command == "ack":
-        return cases.acknowledge(s, uid, n, T0)
+        return cases.acknowledge(s, actor, n, T0)
     if command == "resolve":
-        return cases.resolve(s, uid, n, None, T0)
+        return cases.resolve(s, actor, n, None, T0)
     if command == "false":
-        return cases.mark_false(s, uid, n, None, T0)
+        return cases.mark_false(s, actor, n, None, T0)
     if command == "escalate":
-        return escalation.escalate_manual(s, uid, n, "women", "why", T0)
+        return escalation.escalate_manual(s, actor, n, "women", "why", T0)
     if command == "refer":
-        return referrals.refer(s, uid, n, "civil", T0)
-    return referrals.referral_done(s, uid, n, None, T0)
+        return referrals.refer(s, actor, n, "civil", T0)
+    return referrals.referral_done(s, actor, n, None, T0)
 
 
 @pytest.mark.parametrize("command", sorted(ALLOWED))
@@ -203,16 +203,16 @@ def test_permission_matrix(village: Village, command: str) -> None:
     due(village, n, WORKER_DUE)
     if command == "referral_done":
         with village.session() as s:
-            referrals.refer(s, village.uid("w1"), n, "civil", T0)
+            referrals.refer(s, village.actor(s, "w1"), n, "civil", T0)
             s.commit()
     for key in EVERYONE:
         with village.session() as s:
             if key in ALLOWED[command]:
-                assert _call(s, village.uid(key), n, command) is not None
+                assert _call(s, village.actor(s, key), n, command) is not None
                 s.rollback()  # leave the incident as it was for the next person
             else:
                 with pytest.raises(UserError) as info:
-                    _call(s, village.uid(key), n, command)
+                    _call(s, village.actor(s, key), n, command)
                 assert info.value.key == "not_allowed", (command, key)
         with village.session() as s:
             assert incident(s, n).status == "open", (command, key)
@@ -224,12 +224,12 @@ def test_head_and_police_lose_access_where_they_have_none(village: Village) -> N
     with village.session() as s:
         for key, n in (("m1", private), ("p1", fresh), ("m5", raise_(village, "m3", "fire"))):
             with pytest.raises(UserError) as info:
-                cases.case_detail(s, village.uid(key), n, T0)
+                cases.case_detail(s, village.actor(s, key), n, T0)
             assert info.value.key == "not_allowed"
         # Police see a private incident at once: it starts at their level.
-        assert cases.case_detail(s, village.uid("p1"), private, T0).private
+        assert cases.case_detail(s, village.actor(s, "p1"), private, T0).private
         with pytest.raises(UserError) as missing:
-            cases.case_detail(s, village.uid("w1"), 9999, T0)
+            cases.case_detail(s, village.actor(s, "w1"), 9999, T0)
         assert missing.value.key == "incident_not_found"
 
 
@@ -237,7 +237,7 @@ def test_cancel_is_the_reporters_own(village: Village) -> None:
     n = raise_(village, "m2")
     with village.session() as s:
         with pytest.raises(UserError) as info:
-            alerts.cancel_latest(s, village.uid("w1"), T0)
+            alerts.cancel_latest(s, village.actor(s, "w1"), T0)
         assert info.value.key == "no_open_incident"
         assert incident(s, n).status == "open"
 
@@ -250,30 +250,30 @@ def test_list_cases_by_role(village: Village) -> None:
     second = raise_(village, "m6")
     other_grid = raise_(village, "m8")
     with village.session() as s:
-        listed = cases.list_cases(s, village.uid("w1"), T0 + timedelta(seconds=60))
+        listed = cases.list_cases(s, village.actor(s, "w1"), T0 + timedelta(seconds=60))
         assert [c.incident_id for c in listed] == [first, second]
         assert listed[0].waiting_s == 60 and listed[0].status == "open" and listed[0].reporter_name == "N-m2"
-        assert [c.incident_id for c in cases.list_cases(s, village.uid("w2"), T0)] == [other_grid]
-        assert cases.list_cases(s, village.uid("p1"), T0) == []
+        assert [c.incident_id for c in cases.list_cases(s, village.actor(s, "w2"), T0)] == [other_grid]
+        assert cases.list_cases(s, village.actor(s, "p1"), T0) == []
         for key in ("m1", "m2", "f1"):
             with pytest.raises(UserError) as info:
-                cases.list_cases(s, village.uid(key), T0)
+                cases.list_cases(s, village.actor(s, key), T0)
             assert info.value.key == "not_allowed"
     due(village, first, HEAD_DUE)
     due(village, first, WORKER_DUE)
     with village.session() as s:
-        assert [c.incident_id for c in cases.list_cases(s, village.uid("p1"), WORKER_DUE)] == [first]
-        cases.resolve(s, village.uid("p1"), first, "ok", WORKER_DUE)
+        assert [c.incident_id for c in cases.list_cases(s, village.actor(s, "p1"), WORKER_DUE)] == [first]
+        cases.resolve(s, village.actor(s, "p1"), first, "ok", WORKER_DUE)
         s.commit()
-        assert [c.incident_id for c in cases.list_cases(s, village.uid("w1"), WORKER_DUE)] == [second]
+        assert [c.incident_id for c in cases.list_cases(s, village.actor(s, "w1"), WORKER_DUE)] == [second]
 
 
 def test_case_detail_has_timeline_responses_and_deliveries(village: Village) -> None:
     n = raise_(village, "m2")
     with village.session() as s:
-        alerts.respond(s, village.uid("m3"), n, "coming", T0 + timedelta(seconds=5))
+        alerts.respond(s, village.actor(s, "m3"), n, "coming", T0 + timedelta(seconds=5))
         s.commit()
-        detail = cases.case_detail(s, village.uid("m1"), n, T0 + timedelta(seconds=9))
+        detail = cases.case_detail(s, village.actor(s, "m1"), n, T0 + timedelta(seconds=9))
         assert [e.kind for e in detail.timeline] == ["raised", "response"]
         assert detail.timeline[1].actor == "N-m3"
         assert detail.responses == [("N-m3", "coming", T0 + timedelta(seconds=5))]
@@ -287,8 +287,8 @@ def test_case_detail_has_timeline_responses_and_deliveries(village: Village) -> 
 def test_resolve_and_false_tell_reporter_and_responders(village: Village) -> None:
     n = raise_(village, "m2")
     with village.session() as s:
-        alerts.respond(s, village.uid("m3"), n, "coming", T0)
-        cases.resolve(s, village.uid("m1"), n, "all fine", T0 + timedelta(minutes=3))
+        alerts.respond(s, village.actor(s, "m3"), n, "coming", T0)
+        cases.resolve(s, village.actor(s, "m1"), n, "all fine", T0 + timedelta(minutes=3))
         s.commit()
         closing = [r for r in rows(s, n) if r.purpose == "closing"]
         assert {r.recipient_id for r in closing} == {village.ids["m2"], village.ids["m3"]}
@@ -301,11 +301,11 @@ def test_resolve_and_false_tell_reporter_and_responders(village: Village) -> Non
         inc = incident(s, n)
         assert (inc.status, inc.closed_by_id) == ("resolved", village.ids["m1"])
         with pytest.raises(UserError) as info:
-            cases.mark_false(s, village.uid("w1"), n, None, T0)
+            cases.mark_false(s, village.actor(s, "w1"), n, None, T0)
         assert info.value.key == "incident_closed"
     other = raise_(village, "m6")
     with village.session() as s:
-        marked = cases.mark_false(s, village.uid("w1"), other, None, T0)
+        marked = cases.mark_false(s, village.actor(s, "w1"), other, None, T0)
         assert marked.reply_key == "false_alarm"
         say(marked.reply_key, marked.params)
         s.commit()
@@ -317,11 +317,11 @@ def test_escalate_by_hand(village: Village) -> None:
     n = raise_(village, "m2")
     with village.session() as s:
         with pytest.raises(UserError) as bad:
-            escalation.escalate_manual(s, village.uid("w1"), n, "mayor", None, T0)
+            escalation.escalate_manual(s, village.actor(s, "w1"), n, "mayor", None, T0)
         assert bad.value.key == "bad_target"
-        women = escalation.escalate_manual(s, village.uid("w1"), n, "women", "bruises", T0)
-        police = escalation.escalate_manual(s, village.uid("w1"), n, "police", None, T0)
-        again = escalation.escalate_manual(s, village.uid("w1"), n, "police", None, T0)
+        women = escalation.escalate_manual(s, village.actor(s, "w1"), n, "women", "bruises", T0)
+        police = escalation.escalate_manual(s, village.actor(s, "w1"), n, "police", None, T0)
+        again = escalation.escalate_manual(s, village.actor(s, "w1"), n, "police", None, T0)
         s.commit()
         assert (women.told, police.told, again.told) == (1, 1, 0)
         say(women.reply_key, women.params)
@@ -349,12 +349,12 @@ def test_refer_remind_and_done(village: Village) -> None:
     n = raise_(village, "m2")
     with village.session() as s:
         with pytest.raises(UserError) as bad:
-            referrals.refer(s, village.uid("w1"), n, "army", T0)
+            referrals.refer(s, village.actor(s, "w1"), n, "army", T0)
         assert bad.value.key == "bad_department"
         with pytest.raises(UserError) as bad_days:
-            referrals.refer(s, village.uid("w1"), n, "civil", T0, days=0)
+            referrals.refer(s, village.actor(s, "w1"), n, "civil", T0, days=0)
         assert bad_days.value.key == "bad_days"
-        result = referrals.refer(s, village.uid("w1"), n, "civil", T0, days=10)
+        result = referrals.refer(s, village.actor(s, "w1"), n, "civil", T0, days=10)
         s.commit()
         assert result.due_at == T0 + timedelta(days=10)
         assert "2026-12-02" in say(result.reply_key, result.params)
@@ -371,13 +371,13 @@ def test_refer_remind_and_done(village: Village) -> None:
     assert reminders(village, T0 + timedelta(days=10, hours=2)) == []  # once per day
     assert len(reminders(village, T0 + timedelta(days=11))) == 1  # and daily after
     with village.session() as s:
-        done = referrals.referral_done(s, village.uid("w1"), n, "answered", T0 + timedelta(days=11))
+        done = referrals.referral_done(s, village.actor(s, "w1"), n, "answered", T0 + timedelta(days=11))
         s.commit()
         assert done.referral_ids == result.referral_ids
         say(done.reply_key, done.params)
         assert s.exec(select(Referral)).one().done_at == T0 + timedelta(days=11)
         with pytest.raises(UserError) as none_left:
-            referrals.referral_done(s, village.uid("w1"), n, None, T0)
+            referrals.referral_done(s, village.actor(s, "w1"), n, None, T0)
         assert none_left.value.key == "no_referral"
     assert reminders(village, T0 + timedelta(days=12)) == []
     assert [e[0] for e in events(village, n)][-2:] == ["referred", "referral_done"]
@@ -386,9 +386,9 @@ def test_refer_remind_and_done(village: Village) -> None:
 def test_refer_takes_the_days_as_typed(sqlite_url: str) -> None:
     village = build_village(sqlite_url)
     with village.session() as s:
-        n = alerts.raise_alert(s, village.uid("m2"), T0).incident_id
-        assert referrals.refer(s, village.uid("w1"), n, "civil", T0, days="").due_at == T0 + timedelta(days=30)
-        assert referrals.refer(s, village.uid("w1"), n, "women", T0, days=" 7 ").due_at == T0 + timedelta(days=7)
+        n = alerts.raise_alert(s, village.actor(s, "m2"), T0).incident_id
+        assert referrals.refer(s, village.actor(s, "w1"), n, "civil", T0, days="").due_at == T0 + timedelta(days=30)
+        assert referrals.refer(s, village.actor(s, "w1"), n, "women", T0, days=" 7 ").due_at == T0 + timedelta(days=7)
         with pytest.raises(UserError) as refused:
-            referrals.refer(s, village.uid("w1"), n, "women", T0, days="soon")
+            referrals.refer(s, village.actor(s, "w1"), n, "women", T0, days="soon")
         assert refused.value.key == "bad_days"

@@ -17,12 +17,12 @@ def test_an_ack_waits_for_an_escalation_holding_the_incident(database_url: str) 
     """The escalation read the incident first; the ack must not commit in between and be overwritten."""
     village = build_village(database_url)
     with session_scope(village.engine) as session:
-        number = alerts.raise_alert(session, village.uid("m2"), T0).incident_id
+        number = alerts.raise_alert(session, village.actor(session, "m2"), T0).incident_id
     acked = threading.Event()
 
     def ack() -> None:
         with session_scope(village.engine) as other:
-            cases.acknowledge(other, village.uid("w1"), number, T0)
+            cases.acknowledge(other, village.actor(other, "w1"), number, T0)
         acked.set()
 
     with session_scope(village.engine) as session:

@@ -16,6 +16,7 @@ from bot.render import render_notification
 from config.settings import Settings, get_settings
 from groups.alerts import raise_alert
 from groups.db import dispose_engines, get_engine, session_scope
+from groups.directory import linked_member
 from groups.escalation import escalation_due
 from groups.model import DeliveryStatus, Incident, Notification
 
@@ -70,7 +71,7 @@ def test_yihu_db_upgrade_brings_a_v1_database_forward(v1_url: str) -> None:
         fired = escalation_due(session, int(incident.id or 0), due)
     assert fired.level == 1 and fired.effects.timers  # level 1 reached (its staff never linked), level 2 armed
     with session_scope(engine) as session:  # and new work goes on in the upgraded database
-        raised = raise_alert(session, 1003, due, "medical", None)
+        raised = raise_alert(session, linked_member(session, 1003), due, "medical", None)
     assert raised.incident_id != incident.id and raised.effects.notifications
     with Session(engine) as session:
         new_rows = session.exec(

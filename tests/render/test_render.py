@@ -19,13 +19,13 @@ def test_a_public_alert_made_private_is_withdrawn_from_the_group_chat_and_the_he
     village = build_village(sqlite_url)
     now = utcnow()
     with session_scope(village.engine) as session:
-        raised = alerts.raise_alert(session, village.uid("m2"), now, text="他又打人了")
+        raised = alerts.raise_alert(session, village.actor(session, "m2"), now, text="他又打人了")
         # Everything of the raise was sent: the messages have Telegram ids.
         for n, row in enumerate(session.exec(select(Notification)).all(), start=1):
             row.status, row.telegram_message_id = DeliveryStatus.sent, n
             session.add(row)
     with session_scope(village.engine) as session:
-        changed = alerts.set_category(session, village.uid("m2"), raised.incident_id, "violence", now)
+        changed = alerts.set_category(session, village.actor(session, "m2"), raised.incident_id, "violence", now)
     with Session(village.engine) as session:
         owed = col(Notification.id).in_(changed.effects.notifications)
         edits = session.exec(select(Notification).where(owed, Notification.kind == "edit")).all()
@@ -41,7 +41,8 @@ def test_a_public_alert_made_private_is_withdrawn_from_the_group_chat_and_the_he
 def test_manual_escalation_names_the_role_told(sqlite_url: str) -> None:
     village = build_village(sqlite_url)
     with session_scope(village.engine) as session:
-        raised = alerts.raise_alert(session, village.uid("m2"), utcnow())
-        result = escalation.escalate_manual(session, village.uid("w1"), raised.incident_id, "Women", None, utcnow())
+        raised = alerts.raise_alert(session, village.actor(session, "m2"), utcnow())
+        w1 = village.actor(session, "w1")
+        result = escalation.escalate_manual(session, w1, raised.incident_id, "Women", None, utcnow())
     assert result.target == "women_fed" and result.told == 1
     assert t("zh", f"role.{result.target}") == "妇联执委"

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from groups.db import get_engine
+from groups.directory import linked_member
 from groups.model import Grid, GridStaff, Household, HouseholdGroup, Incident, Member, Notification, Role
 
 T0 = datetime(2026, 11, 22, 8, 0, 0, tzinfo=UTC)
@@ -19,7 +20,8 @@ GROUP_CHAT = -1001
 
 @dataclass
 class Village:
-    """Keys -> member ids; ``uid(key)`` is that member's Telegram user id (linked or not)."""
+    """Keys -> member ids; ``uid(key)`` is that member's Telegram user id (linked or not); ``actor(session,
+    key)`` is the member as the conversation resolves the sender (linked and active, else "not_linked")."""
 
     engine: Engine
     ids: dict[str, int]
@@ -34,6 +36,9 @@ class Village:
         member = session.get(Member, self.ids[key])
         assert member is not None
         return member
+
+    def actor(self, session: Session, key: str) -> Member:
+        return linked_member(session, self.uid(key))
 
 
 def token(key: str) -> str:

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from bot.sandbox.emulator.threaded import ThreadedEmulator
 from config.settings import Settings
 from groups.db import get_engine, session_scope
+from groups.directory import linked_member
 from groups.model import DeliveryStatus, Grid, HouseholdGroup, Member, Notification, Priority, utcnow
 from tests.support.delivery import (  # noqa: F401  (fixtures)
     FINAL,
@@ -284,8 +285,8 @@ def test_worker_processes_deliver_a_real_alert(emu: ThreadedEmulator, sqlite_url
             member = session.exec(select(Member).where(Member.key == key)).one()
             link_member(session, user_id, member.invite_token, "zh", now)
         bind_code = session.exec(select(HouseholdGroup).where(HouseholdGroup.code == "g1")).one().bind_code
-        bind_group(session, users["m1"], chat, bind_code, now)
-        raised = raise_alert(session, users["m2"], now, "fire", "厨房着火")
+        bind_group(session, linked_member(session, users["m1"]), chat, bind_code, now)
+        raised = raise_alert(session, linked_member(session, users["m2"]), now, "fire", "厨房着火")
     emu.do(emu.emulator.block, users["m3"])  # 王五 blocked the bot after linking: a 403 awaits
     ids = raised.effects.notifications
     assert len(ids) >= 4  # the confirmation, DMs to m1 and m3, the group post

@@ -22,6 +22,7 @@ from bot.sandbox.village import village_yaml
 from config.settings import Settings
 from groups.alerts import raise_alert
 from groups.db import get_engine, session_scope
+from groups.directory import linked_member
 from groups.model import DeliveryStatus, HouseholdGroup, Member, Notification, utcnow
 from groups.onboarding import bind_group, link_member
 from groups.roster import import_roster, parse_roster
@@ -65,7 +66,8 @@ class Village:
                 members = [uid for key, uid in self.users.items() if key.startswith(f"{group.code}m")]
                 chat = int(emu.do(emu.emulator.create_group, group.name, members)["id"])
                 emu.do(emu.emulator.add_bot_to_group, chat)
-                bind_group(session, self.users[f"{group.code}m0"], chat, group.bind_code, now)
+                head = linked_member(session, self.users[f"{group.code}m0"])
+                bind_group(session, head, chat, group.bind_code, now)
                 self.chats[chat] = group.code
         self.keys = {uid: key for key, uid in self.users.items()}
 
@@ -75,7 +77,8 @@ class Village:
         now = utcnow()
         with session_scope(self.engine) as session:
             for g in groups:
-                ids += raise_alert(session, self.users[f"g{g}m1"], now, category, "test").effects.notifications
+                reporter = linked_member(session, self.users[f"g{g}m1"])
+                ids += raise_alert(session, reporter, now, category, "test").effects.notifications
         return ids
 
     def kind_of(self, chat_id: int) -> str:

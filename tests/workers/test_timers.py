@@ -31,7 +31,7 @@ def configured(sqlite_url: str, redis_url: str) -> Iterator[redis.Redis]:
 def test_arm_is_idempotent_and_rearm_all_restores_lost_timers(sqlite_url: str, configured: redis.Redis) -> None:
     village = build_village(sqlite_url)
     with session_scope(village.engine) as session:
-        result = alerts.raise_alert(session, village.uid("m2"), utcnow())
+        result = alerts.raise_alert(session, village.actor(session, "m2"), utcnow())
     [timer] = result.effects.timers
     assert timer.kind == "escalation" and timer.subject == result.incident_id
     timers.arm(configured, [timer])
@@ -48,7 +48,7 @@ def test_arm_is_idempotent_and_rearm_all_restores_lost_timers(sqlite_url: str, c
 def test_fire_early_rearms_and_fire_due_escalates_once(sqlite_url: str, configured: redis.Redis) -> None:
     village = build_village(sqlite_url)
     with session_scope(village.engine) as session:
-        result = alerts.raise_alert(session, village.uid("m2"), utcnow() - timedelta(seconds=200))
+        result = alerts.raise_alert(session, village.actor(session, "m2"), utcnow() - timedelta(seconds=200))
     incident_id = result.incident_id
     timers.fire("escalation", incident_id)  # the head had 120 s: escalates to the grid worker now
     timers.fire(incident_id)  # again (a job armed before timer kinds): the police step (at 420 s) is far off
@@ -65,8 +65,8 @@ def test_referral_reminders_are_queued_once_a_minute(sqlite_url: str, configured
     village = build_village(sqlite_url)
     now = utcnow()
     with session_scope(village.engine) as session:
-        raised = alerts.raise_alert(session, village.uid("m2"), now)
-        referrals.refer(session, village.uid("w1"), raised.incident_id, "civil", now, days=2)
+        raised = alerts.raise_alert(session, village.actor(session, "m2"), now)
+        referrals.refer(session, village.actor(session, "w1"), raised.incident_id, "civil", now, days=2)
     assert timers.remind_referrals(configured, now) == 1  # due within 3 days: one reminder to w1
     assert timers.remind_referrals(configured, now) == 0  # checked less than a minute ago
     assert timers.remind_referrals(configured, now, force=True) == 0  # already reminded
@@ -80,8 +80,8 @@ def test_the_sweeper_queues_due_referral_reminders(sqlite_url: str, configured: 
     village = build_village(sqlite_url)
     now = utcnow()
     with session_scope(village.engine) as session:
-        raised = alerts.raise_alert(session, village.uid("m2"), now)
-        referrals.refer(session, village.uid("w1"), raised.incident_id, "women", now, days=1)
+        raised = alerts.raise_alert(session, village.actor(session, "m2"), now)
+        referrals.refer(session, village.actor(session, "w1"), raised.incident_id, "women", now, days=1)
     sweeper = SweeperThread(village.engine, configured, interval_s=0.5)
     sweeper.sweep_once()
     queued = Queue(queue_name("bulk"), connection=configured).get_job_ids()

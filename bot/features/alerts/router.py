@@ -19,8 +19,7 @@ router = Router("alerts")
 
 
 def _raise(turn: Turn, category: str | None, text: str | None, location: tuple[float, float] | None = None) -> int:
-    assert turn.incoming.user_id is not None
-    result = alerts.raise_alert(turn.session, turn.incoming.user_id, turn.now, category, text, location)
+    result = alerts.raise_alert(turn.session, turn.member(), turn.now, category, text, location)
     turn.effects.extend(result.effects)
     return result.incident_id
 
@@ -39,8 +38,7 @@ def sos(conversation: Conversation, turn: Turn, args: str) -> None:
 
 @router.command("cancel")
 def cancel(conversation: Conversation, turn: Turn, args: str) -> None:
-    assert turn.incoming.user_id is not None
-    result = alerts.cancel_latest(turn.session, turn.incoming.user_id, turn.now)
+    result = alerts.cancel_latest(turn.session, turn.member(), turn.now)
     turn.effects.extend(result.effects)
     turn.reply(result.reply_key, **result.params)
 
@@ -59,8 +57,7 @@ def sos_text(conversation: Conversation, turn: Turn) -> None:
 @router.otherwise
 def attach_text(conversation: Conversation, turn: Turn) -> None:
     """Text the reporter sends soon after raising goes to everyone told; otherwise a hint."""
-    assert turn.incoming.user_id is not None
-    result = alerts.attach(turn.session, turn.incoming.user_id, turn.now, text=turn.incoming.text)
+    result = alerts.attach(turn.session, turn.member_or_none(), turn.now, text=turn.incoming.text)
     if result is not None:
         turn.effects.extend(result.effects)
         turn.reply(result.reply_key, **result.params)
@@ -74,9 +71,9 @@ def attach_text(conversation: Conversation, turn: Turn) -> None:
 def attach_media(conversation: Conversation, turn: Turn) -> None:
     """A voice note or location: attached to a fresh open incident, else offered as an SOS (one tap)."""
     incoming = turn.incoming
-    assert incoming.user_id is not None and incoming.message_id is not None
+    assert incoming.message_id is not None
     voice = (incoming.chat_id, incoming.message_id) if incoming.voice else None
-    result = alerts.attach(turn.session, incoming.user_id, turn.now, voice=voice, location=incoming.location)
+    result = alerts.attach(turn.session, turn.member_or_none(), turn.now, voice=voice, location=incoming.location)
     if result is not None:
         turn.effects.extend(result.effects)
         turn.reply(result.reply_key, **result.params)
@@ -95,8 +92,7 @@ def attach_media(conversation: Conversation, turn: Turn) -> None:
 # -- buttons -----------------------------------------------------------------------------------------
 @router.press(RESPOND, Respond.parse)
 def press_response(conversation: Conversation, turn: Turn, press: Respond) -> None:
-    assert turn.incoming.user_id is not None
-    result = alerts.respond(turn.session, turn.incoming.user_id, press.incident_id, press.kind, turn.now)
+    result = alerts.respond(turn.session, turn.member(), press.incident_id, press.kind, turn.now)
     turn.effects.extend(result.effects)
     if result.changed:
         turn.answer("answer.recorded", kind=t(turn.language, f"response.{press.kind}"))
@@ -106,8 +102,7 @@ def press_response(conversation: Conversation, turn: Turn, press: Respond) -> No
 
 @router.press(CATEGORY, Category.parse)
 def press_category(conversation: Conversation, turn: Turn, press: Category) -> None:
-    assert turn.incoming.user_id is not None
-    result = alerts.set_category(turn.session, turn.incoming.user_id, press.incident_id, press.name, turn.now)
+    result = alerts.set_category(turn.session, turn.member(), press.incident_id, press.name, turn.now)
     turn.effects.extend(result.effects)
     label = category_label(turn.language, result.category)
     turn.answer(result.reply_key, **(result.params | {"category": label}))
@@ -124,6 +119,6 @@ def press_sos(conversation: Conversation, turn: Turn, press: SendAsSos) -> None:
         assert press.voice_message_id is not None
         _raise(turn, None, None)
         voice = (incoming.user_id, press.voice_message_id)
-        result = alerts.attach(turn.session, incoming.user_id, turn.now, voice=voice)
+        result = alerts.attach(turn.session, turn.member(), turn.now, voice=voice)
         turn.effects.extend(result.effects if result is not None else Effects())
     turn.answer("answer.sos_sent")

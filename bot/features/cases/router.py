@@ -31,8 +31,7 @@ EXAMPLES = {
 
 def _number(turn: Turn, command: str, args: str) -> tuple[int, str] | None:
     """``N [rest]`` of a case command, after checking the user could use the command at all."""
-    assert turn.incoming.user_id is not None
-    require_standing(turn.session, turn.incoming.user_id, command)
+    require_standing(turn.session, turn.member(), command)
     head, _, rest = args.strip().lstrip("#").partition(" ")
     if not head.isdigit():
         turn.reply("error.usage_number", example=EXAMPLES[command])
@@ -52,8 +51,7 @@ def _localized(turn: Turn, params: dict[str, Any]) -> dict[str, Any]:
 
 @router.command("cases")
 def list_open(conversation: Conversation, turn: Turn, args: str) -> None:
-    assert turn.incoming.user_id is not None
-    summaries = cases.list_cases(turn.session, turn.incoming.user_id, turn.now)
+    summaries = cases.list_cases(turn.session, turn.member(), turn.now)
     turn.outcome.replies.append(Reply(cases_text(turn.language, summaries)))
 
 
@@ -62,8 +60,7 @@ def show(conversation: Conversation, turn: Turn, args: str) -> None:
     parsed = _number(turn, "case", args)
     if parsed is None:
         return
-    assert turn.incoming.user_id is not None
-    detail = cases.case_detail(turn.session, turn.incoming.user_id, parsed[0], turn.now)
+    detail = cases.case_detail(turn.session, turn.member(), parsed[0], turn.now)
     turn.outcome.replies.append(Reply(case_text(turn.language, detail, conversation.ports.settings)))
 
 
@@ -79,34 +76,33 @@ def _command(name: str, call: Callable[[Turn, int, str], Any]) -> Callable[[Conv
     return handler
 
 
-def _uid(turn: Turn) -> int:
-    assert turn.incoming.user_id is not None
-    return turn.incoming.user_id
-
-
 def _escalate(turn: Turn, number: int, rest: str) -> Any:
     target, _, reason = rest.partition(" ")
-    return escalation.escalate_manual(turn.session, _uid(turn), number, target, reason.strip() or None, turn.now)
+    return escalation.escalate_manual(turn.session, turn.member(), number, target, reason.strip() or None, turn.now)
 
 
 def _refer(turn: Turn, number: int, rest: str) -> Any:
     department, _, days = rest.partition(" ")
-    return referrals.refer(turn.session, _uid(turn), number, department, turn.now, days=days)
+    return referrals.refer(turn.session, turn.member(), number, department, turn.now, days=days)
 
 
-router.command("ack")(_command("ack", lambda turn, n, rest: cases.acknowledge(turn.session, _uid(turn), n, turn.now)))
+router.command("ack")(
+    _command("ack", lambda turn, n, rest: cases.acknowledge(turn.session, turn.member(), n, turn.now))
+)
 router.command("resolve")(
-    _command("resolve", lambda turn, n, rest: cases.resolve(turn.session, _uid(turn), n, rest or None, turn.now))
+    _command("resolve", lambda turn, n, rest: cases.resolve(turn.session, turn.member(), n, rest or None, turn.now))
 )
 router.command("false")(
-    _command("false", lambda turn, n, rest: cases.mark_false(turn.session, _uid(turn), n, rest or None, turn.now))
+    _command(
+        "false", lambda turn, n, rest: cases.mark_false(turn.session, turn.member(), n, rest or None, turn.now)
+    )
 )
 router.command("escalate")(_command("escalate", _escalate))
 router.command("refer")(_command("refer", _refer))
 router.command("referral_done")(
     _command(
         "referral_done",
-        lambda turn, n, rest: referrals.referral_done(turn.session, _uid(turn), n, rest or None, turn.now),
+        lambda turn, n, rest: referrals.referral_done(turn.session, turn.member(), n, rest or None, turn.now),
     )
 )
 
@@ -114,13 +110,15 @@ router.command("referral_done")(
 # -- buttons under an escalation -----------------------------------------------------------------------
 @router.press(ACK, Ack.parse)
 def press_ack(conversation: Conversation, turn: Turn, press: Ack) -> None:
-    result = cases.acknowledge(turn.session, _uid(turn), press.incident_id, turn.now)
+    result = cases.acknowledge(turn.session, turn.member(), press.incident_id, turn.now)
     turn.effects.extend(result.effects)
     turn.answer(result.reply_key, **result.params)
 
 
 @router.press(ESCALATE, Escalate.parse)
 def press_escalate(conversation: Conversation, turn: Turn, press: Escalate) -> None:
-    result = escalation.escalate_manual(turn.session, _uid(turn), press.incident_id, press.target, None, turn.now)
+    # A forged target is refused before the user is looked up, as it always was.
+    escalation.target_role(press.target)
+    result = escalation.escalate_manual(turn.session, turn.member(), press.incident_id, press.target, None, turn.now)
     turn.effects.extend(result.effects)
     turn.answer("escalate.done", id=result.incident_id, target=t(turn.language, f"role.{result.target}"))

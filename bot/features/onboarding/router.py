@@ -24,7 +24,7 @@ def start(conversation: Conversation, turn: Turn, args: str) -> None:
     assert incoming.user_id is not None
     token = args.split()[0] if args else None
     result = onboarding.link_member(turn.session, incoming.user_id, token, incoming.language_code, turn.now)
-    info = conversation.user_info(turn)
+    info = conversation.user_info(turn)  # the turn's first look at its member: after linking, so it sees the link
     keyboard = sos_keyboard(turn.language)
     if result.again:
         turn.reply("start.again", keyboard, name=result.name)
@@ -70,13 +70,11 @@ def help_(conversation: Conversation, turn: Turn, args: str) -> None:
 
 @router.command("bind", private=False, group=True)
 def bind(conversation: Conversation, turn: Turn, args: str) -> None:
-    incoming = turn.incoming
-    assert incoming.user_id is not None
     code = args.split()[0] if args else None
     if not code:
         turn.reply("bind.usage")
         return
-    result = onboarding.bind_group(turn.session, incoming.user_id, incoming.chat_id, code, turn.now)
+    result = onboarding.bind_group(turn.session, turn.member(), turn.incoming.chat_id, code, turn.now)
     turn.reply(result.reply_key, group=result.group_name)
 
 
