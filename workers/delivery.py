@@ -276,6 +276,7 @@ def _deliver_claimed(ctx: Context, held: Claim) -> str:
         return "unreachable"
     except RetryLater as exc:
         if not exc.counted:  # the channel asked us to wait (a rate limit, a moved chat): not an attempt
+            log.warning("%s: %s; again in %.1f s", held.label, exc, exc.seconds)
             _release(ctx, held, exc.seconds, count_attempt=False, error=str(exc))
             return exc.outcome
         _transient(ctx, held, str(exc), exc.seconds)

@@ -98,7 +98,7 @@ class BotApi:
         """One raw Bot API call; returns its ``result``. Telegram's refusals come out as exceptions.
 
         Raises:
-            NetworkError: no Bot API answer (a timeout, a refused connection, a 5xx without a body).
+            NetworkError: no Bot API answer (a timeout, a refused connection, a page that is not JSON).
             BotApiError: Telegram's refusal, with its code and parameters.
         """
         if self._closed:
@@ -188,7 +188,6 @@ class TelegramChannel:
         if error.code == 403:
             return Unreachable(error.description)
         if error.code in (400, 401, 404, 409):  # retrying will not help
-            log.error("Telegram refused %s: %s", self.describe(outgoing), error.description)
             return Refused(error.description)
         return RetryLater(NETWORK_RETRY_HINT_S if error.code >= 500 else 0.0, error.description)
 
