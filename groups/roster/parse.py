@@ -256,7 +256,8 @@ def _first_use(
 def _check_references(check: _Checker, data: dict[str, Any], roster: Roster) -> None:
     """Uniqueness and cross references. Paths are rebuilt from the raw data so indexes match the file."""
     member_at: dict[str, str] = {}
-    raw_grids: list[Any] = data.get("grids") or []
+    grids = data.get("grids")
+    raw_grids: list[Any] = grids if isinstance(grids, list) else []  # another type is reported already
     _check_grid_tree(check, raw_grids, member_at)
     staff_roles = _check_staff_keys(check, data.get("staff"), member_at)
     _check_grid_staff(check, raw_grids, staff_roles, member_at)

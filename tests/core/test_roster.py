@@ -269,6 +269,7 @@ BAD_FILES: dict[str, tuple[str, str]] = {
     "not a mapping": ("- lc3\n- lc4\n", "top level: must be a mapping with grids and staff, not a list."),
     "unknown top-level field": ("grids: []\nstaf: []\n", "staf: unknown field (expected one of grids, staff)."),
     "missing grids": (variant(lambda d: d.pop("grids")), "grids: missing required field."),
+    "grids not a list": (variant(lambda d: d.update(grids=5)), "grids: must be a list, not a number."),
     "missing group name": (variant(lambda d: g(d, 1).pop("name")), "grids[0].groups[1].name: missing required field."),
     "missing member key": (
         variant(lambda d: g(d, 0)["households"][0]["members"][1].pop("key")),
