@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from groups.errors import UserError
-from groups.model import OPEN_STATUSES, Grid, GridStaff, Household, HouseholdGroup, Incident, Member, Role
+from groups.model import OPEN_STATUSES, ChannelName, Grid, GridStaff, Household, HouseholdGroup, Incident, Member, Role
 
 
 @dataclass(frozen=True)
@@ -116,9 +116,20 @@ def incident_group(session: Session, incident: Incident) -> HouseholdGroup:
     return group
 
 
+def channel_for(member: Member) -> ChannelName | None:
+    """The channel a message to this member goes by, or None when no channel can reach them.
+
+    Telegram: linked, active and not known to have blocked the bot. Another channel (SMS to a member
+    with a phone and no Telegram) adds its rule here.
+    """
+    if member.active and member.telegram_user_id is not None and member.unreachable_at is None:
+        return ChannelName.telegram
+    return None
+
+
 def can_be_told(member: Member) -> bool:
-    """A DM can reach this member: linked, active and not known to have blocked the bot."""
-    return member.active and member.telegram_user_id is not None and member.unreachable_at is None
+    """Some channel can reach this member."""
+    return channel_for(member) is not None
 
 
 def who_is(session: Session, member: Member | None) -> MemberInfo | None:

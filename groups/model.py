@@ -55,6 +55,12 @@ class DeliveryStatus(StrEnum):
     unreachable = "unreachable"
 
 
+class ChannelName(StrEnum):
+    """How an outbox row reaches its recipient (``Notification.channel``)."""
+
+    telegram = "telegram"
+
+
 class Priority(StrEnum):
     """Delivery queues, drained in this order."""
 
@@ -192,7 +198,9 @@ class Notification(SQLModel, table=True):
     chat_id: int | None = Field(default=None, sa_type=BigInteger)
     purpose: str = Field(max_length=16)
     priority: str = Field(default=Priority.urgent, max_length=16)
-    channel: str = Field(default="telegram", max_length=16, sa_column_kwargs={"server_default": "telegram"})
+    channel: str = Field(
+        default=ChannelName.telegram, max_length=16, sa_column_kwargs={"server_default": ChannelName.telegram.value}
+    )
     kind: str = Field(default="message", max_length=16)  # message | edit | copy | location
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     dedupe_key: str | None = Field(default=None, unique=True, max_length=200)

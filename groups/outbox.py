@@ -13,8 +13,9 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from groups.directory import can_be_told, member_id
+from groups.directory import can_be_told, channel_for, member_id
 from groups.model import (
+    ChannelName,
     DeliveryStatus,
     HouseholdGroup,
     Incident,
@@ -76,6 +77,7 @@ def _for_member(
         "incident_id": incident_id(incident) if incident is not None else None,
         "recipient_id": member_id(member),
         "chat_id": member.telegram_user_id,
+        "channel": channel_for(member) or ChannelName.telegram,  # an unreachable row still names one
         "purpose": purpose.value,
         "priority": priority.value,
         "kind": kind,

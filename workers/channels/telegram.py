@@ -19,7 +19,7 @@ from sqlmodel import col
 
 from config.settings import Settings
 from groups.db import session_scope
-from groups.model import DeliveryStatus, Notification
+from groups.model import ChannelName, DeliveryStatus, Notification
 from groups.onboarding import migrate_group_chat
 from workers.channels import Receipt, Refused, RetryLater, Unreachable
 from workers.limiter import Limiter
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NETWORK_RETRY_HINT_S = 1.0
-NAME = "telegram"
+NAME = ChannelName.telegram.value
 
 Button = dict[str, str]  # {"text": ..., "callback_data": ...} or {"text": ..., "url": ...}
 
