@@ -31,7 +31,7 @@ from groups.model import (
     Response,
     Role,
 )
-from groups.outbox import add_event, incident_id, notify_member, pending_ids, refresh_tallies, told_rows
+from groups.outbox import add_event, audience_rows, incident_id, notify_member, pending_ids, refresh_tallies, told_rows
 from groups.permissions import POLICE_LEVEL, authorize
 
 
@@ -250,11 +250,16 @@ def close_incident(
 
 
 def _closing_audience(session: Session, incident: Incident, status: IncidentStatus) -> list[Member]:
+    """The reporter, every responder, and on a cancel everyone told; of a private incident, only the
+    reporter and its staff (a neighbour who answered before it became private hears nothing more)."""
     ids: list[int] = [incident.reporter_id]
     responders = session.exec(select(Response.member_id).where(Response.incident_id == incident.id)).all()
     ids.extend(responders)
     if status == IncidentStatus.cancelled:
         ids.extend(row.recipient_id for row in told_rows(session, incident) if row.recipient_id is not None)
+    if incident.private:
+        staff = {row.recipient_id for row in audience_rows(session, incident)}
+        ids = [i for i in ids if i == incident.reporter_id or i in staff]
     unique = list(dict.fromkeys(ids))
     members = [session.get(Member, i) for i in unique]
     return [m for m in members if m is not None]

@@ -144,6 +144,17 @@ def told_rows(session: Session, incident: Incident) -> Sequence[Notification]:
     return session.exec(query).all()
 
 
+def confidential(row: Notification) -> bool:
+    """A message written for the private staff (it may show a private incident's category and words)."""
+    return bool((row.payload or {}).get("confidential"))
+
+
+def audience_rows(session: Session, incident: Incident) -> list[Notification]:
+    """The told rows that may still hear of the incident: all of them, or the staff's alone once private."""
+    rows = told_rows(session, incident)
+    return [row for row in rows if confidential(row)] if incident.private else list(rows)
+
+
 def told_member_ids(session: Session, incident: Incident) -> set[int]:
     """Members who were told of the incident (whether or not the message could be delivered)."""
     return {row.recipient_id for row in told_rows(session, incident) if row.recipient_id is not None}
@@ -203,14 +214,28 @@ def _edit_of(session: Session, target: Notification, now: datetime) -> Notificat
     return row
 
 
+def _editable(target: Notification) -> bool:
+    return target.status not in (DeliveryStatus.unreachable, DeliveryStatus.failed)
+
+
 def refresh_tallies(session: Session, incident: Incident, head_id: int | None, now: datetime) -> list[int]:
-    """Re-render the group post and the head's alert DM (the messages that show the live tally)."""
+    """Re-render the group post and the head's alert DM (the messages that show the live tally). A private
+    incident has none: what the group and the head saw was withdrawn when it became private."""
+    if incident.private:
+        return []
     rows: list[Notification | None] = []
     for target in told_rows(session, incident):
         is_post = target.group_id is not None
         is_head = head_id is not None and target.recipient_id == head_id
-        if (is_post or is_head) and target.status not in ("unreachable", "failed"):
+        if (is_post or is_head) and _editable(target):
             rows.append(_edit_of(session, target, now))
+    return pending_ids(rows)
+
+
+def withdraw_public(session: Session, incident: Incident, now: datetime) -> list[int]:
+    """The incident just became private: every message the neighbours, the head and the group chat got
+    of it is edited to a neutral text (no category, no words of the reporter, no buttons)."""
+    rows = [_edit_of(session, t, now) for t in told_rows(session, incident) if not confidential(t) and _editable(t)]
     return pending_ids(rows)
 
 

@@ -12,7 +12,7 @@ from config import policies
 from groups.directory import incident_group, member_id
 from groups.effects import Effects
 from groups.model import OPEN_STATUSES, DeliveryStatus, Incident, Member, Notification, Priority, Purpose
-from groups.outbox import add_event, incident_id, notify_chat, notify_member, pending_ids, told_rows
+from groups.outbox import add_event, audience_rows, incident_id, notify_chat, notify_member, pending_ids
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,9 @@ def attach(
     location: tuple[float, float] | None = None,
 ) -> AttachResult | None:
     """Text, a voice note ((chat_id, message_id)) or a location the reporter sends within 10 minutes of
-    raising: forwarded to everyone already told. None when there is no such incident, or no active actor
-    (a stranger's text is not an error: the conversation answers it with a hint)."""
+    raising: forwarded to everyone already told (the private staff alone once the incident is private).
+    None when there is no such incident, or no active actor (a stranger's text is not an error: the
+    conversation answers it with a hint)."""
     if actor is None or not actor.active:
         return None
     since = now - timedelta(seconds=policies.ATTACH_WINDOW_S)
@@ -60,7 +61,7 @@ def attach(
     event = add_event(session, incident, "attachment", now, actor=actor, detail=" ".join(kinds) or None)
     forwards = _forwards(text, voice, location)
     rows: list[Notification | None] = []
-    for target in told_rows(session, incident):
+    for target in audience_rows(session, incident):
         if target.status == DeliveryStatus.unreachable or target.chat_id is None:
             continue
         for n, (kind, payload) in enumerate(forwards):

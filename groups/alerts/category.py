@@ -15,7 +15,7 @@ from groups.effects import Effects
 from groups.errors import UserError
 from groups.escalation import rearm_ladder
 from groups.model import Incident, Member, Priority, Purpose
-from groups.outbox import add_event, pending_ids, refresh_tallies, tell_members
+from groups.outbox import add_event, pending_ids, refresh_tallies, tell_members, withdraw_public
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ def set_category(session: Session, actor: Member, number: int, category: str, no
     group = incident_group(session, incident)
     effects = Effects()
     if chosen.private:
+        became_private = not incident.private
         incident.private = True
         incident.escalation_level = max(incident.escalation_level, chosen.start_level)
         payload = {"template": "alert", "confidential": True}
@@ -79,6 +80,8 @@ def set_category(session: Session, actor: Member, number: int, category: str, no
             session, incident, staff, Purpose.alert, Priority.urgent, payload, f"alert:{number}", now
         )
         effects.notifications.extend(pending_ids(rows))
+        if became_private:
+            effects.notifications.extend(withdraw_public(session, incident, now))
     effects.extend(rearm_ladder(session, incident, chosen, now))
     session.add(incident)
     effects.notifications.extend(refresh_tallies(session, incident, group.head_id, now))

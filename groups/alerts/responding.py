@@ -13,7 +13,7 @@ from groups.effects import Effects
 from groups.errors import UserError
 from groups.escalation import acknowledge_incident
 from groups.model import Incident, IncidentStatus, Member, Priority, Purpose, Response, ResponseKind
-from groups.outbox import add_event, notify_member, pending_ids, refresh_tallies, told_member_ids
+from groups.outbox import add_event, audience_rows, notify_member, pending_ids, refresh_tallies, told_member_ids
 from groups.permissions import can_acknowledge
 
 
@@ -34,8 +34,8 @@ class RespondResult:
 def respond(session: Session, actor: Member, number: int, kind: str, now: datetime) -> RespondResult:
     """A response button: record (or change) the actor's answer, tell the reporter, update the tallies.
 
-    Raises UserError("bad_response"), ("incident_not_found"), ("own_incident"), ("not_notified") or
-    ("incident_closed").
+    Raises UserError("bad_response"), ("incident_not_found"), ("own_incident"), ("not_notified"),
+    ("incident_private": told before it became private, not its staff) or ("incident_closed").
     """
     if kind not in ResponseKind.__members__:
         raise UserError("bad_response")
@@ -44,6 +44,9 @@ def respond(session: Session, actor: Member, number: int, kind: str, now: dateti
         raise UserError("own_incident", number=number)
     if not _was_notified(session, incident, actor):
         raise UserError("not_notified", number=number)
+    if incident.private and member_id(actor) not in _staff_told(session, incident):
+        # Told before it became private (a neighbour, the head): their buttons on it are refused.
+        raise UserError("incident_private", number=number)
     if not is_open(incident):
         raise UserError("incident_closed", number=number)
     query = select(Response).where(Response.incident_id == number, Response.member_id == member_id(actor))
@@ -73,6 +76,10 @@ def _was_notified(session: Session, incident: Incident, member: Member) -> bool:
         return False
     group = group_of(session, member)
     return group is not None and group.id == incident.group_id
+
+
+def _staff_told(session: Session, incident: Incident) -> set[int]:
+    return {row.recipient_id for row in audience_rows(session, incident) if row.recipient_id is not None}
 
 
 def _tell_reporter_of_response(

@@ -224,7 +224,9 @@ def test_set_category_to_private_tells_staff(village: Village) -> None:
         staff = {r.recipient_id for r in found if r.payload == {"template": "alert", "confidential": True}}
         assert staff == {village.ids["w1"], village.ids["p1"], village.ids["f1"]}
         edits = [r for r in found if r.kind == "edit"]
-        assert {r.chat_id for r in edits} == {GROUP_CHAT, village.uid("m1")}
+        # Issue 12: every message of it the group, the head and the neighbours got is withdrawn (m4 was
+        # never reached); before, only the group post and the head's DM were.
+        assert sorted(r.chat_id or 0 for r in edits) == sorted([GROUP_CHAT, village.uid("m1"), village.uid("m3")])
         inc = incident(s, result.incident_id)
         assert (inc.private, inc.next_escalation_at, inc.escalation_level) == (True, None, 2)
         m2 = village.actor(s, "m2")
