@@ -144,15 +144,16 @@ def told_rows(session: Session, incident: Incident) -> Sequence[Notification]:
     return session.exec(query).all()
 
 
-def confidential(row: Notification) -> bool:
-    """A message written for the private staff (it may show a private incident's category and words)."""
-    return bool((row.payload or {}).get("confidential"))
+def to_staff(row: Notification) -> bool:
+    """A message that told staff: a private incident's alert to its staff, or an escalation (the ladder
+    and manual escalations only ever tell staff). These may keep hearing of a private incident."""
+    return bool((row.payload or {}).get("confidential")) or row.purpose == Purpose.escalation
 
 
 def audience_rows(session: Session, incident: Incident) -> list[Notification]:
     """The told rows that may still hear of the incident: all of them, or the staff's alone once private."""
     rows = told_rows(session, incident)
-    return [row for row in rows if confidential(row)] if incident.private else list(rows)
+    return [row for row in rows if to_staff(row)] if incident.private else list(rows)
 
 
 def told_member_ids(session: Session, incident: Incident) -> set[int]:
@@ -235,7 +236,7 @@ def refresh_tallies(session: Session, incident: Incident, head_id: int | None, n
 def withdraw_public(session: Session, incident: Incident, now: datetime) -> list[int]:
     """The incident just became private: every message the neighbours, the head and the group chat got
     of it is edited to a neutral text (no category, no words of the reporter, no buttons)."""
-    rows = [_edit_of(session, t, now) for t in told_rows(session, incident) if not confidential(t) and _editable(t)]
+    rows = [_edit_of(session, t, now) for t in told_rows(session, incident) if not to_staff(t) and _editable(t)]
     return pending_ids(rows)
 
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, col, select
 
-from groups import alerts, cases
+from groups import alerts, cases, escalation
 from groups.errors import UserError
 from groups.model import Incident, Notification
 from tests.support.village import GROUP_CHAT, T0, Village, build_village, say
@@ -124,3 +124,19 @@ def test_a_cancel_of_a_private_incident_tells_its_staff_only(village: Village) -
         s.commit()
     told = {r.recipient_id for r in _rows_after(v, number, before) if r.purpose == "closing"}
     assert told == {v.ids[key] for key in STAFF["violence"]}
+
+
+def test_staff_told_by_the_ladder_before_it_became_private_keep_hearing_of_it(village: Village) -> None:
+    v = village
+    number = _public_alert_answered(v)
+    with v.session() as s:  # the head did not take it: the ladder tells the grid worker
+        assert escalation.escalation_due(s, number, T0 + timedelta(seconds=121)).level == 1
+        s.commit()
+    _button(v, number, "violence")
+    pending_edits = [r for r in _rows_after(v, number, 0) if r.kind == "edit" and r.status == "pending"]
+    assert v.ids["w1"] not in {r.recipient_id for r in pending_edits}  # the grid worker's DM is not withdrawn
+    before = _last_id(v)
+    with v.session() as s:
+        alerts.attach(s, v.actor(s, "m2"), LATER, text="他拿着刀")
+        s.commit()
+    assert {r.recipient_id for r in _rows_after(v, number, before)} == {v.ids[k] for k in STAFF["violence"]}
