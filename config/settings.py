@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     sweep_interval_s: float = 2.0
     sweep_pending_after_s: float = 3.0
     overload_threshold_s: float = 20.0
+    # Handled-update ids and the payloads of delivered messages of closed incidents older than this are
+    # pruned by the sweeper (incidents and their timelines are kept).
+    retention_days: float = Field(default=30, gt=0)
 
     @field_validator("telegram_api_url")
     @classmethod

@@ -138,6 +138,7 @@ def run_worker(
             ctx.redis,
             interval_s=settings.sweep_interval_s,
             pending_after_s=settings.sweep_pending_after_s,
+            retention_days=settings.retention_days,
         )
         sweeper_thread.start()
     try:

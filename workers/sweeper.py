@@ -1,8 +1,9 @@
 """The outbox sweeper: the database is the truth, so anything it still owes gets back onto a queue.
 
 Every ``sweep_interval_s`` one process re-enqueues ``pending`` rows no job carries and ``sending`` rows
-whose lease expired, re-arms timers Redis lost (:func:`workers.timers.rearm_all`) and, once a minute,
-queues due referral reminders. docs/architecture.md ("The sweeper").
+whose lease expired, re-arms timers Redis lost (:func:`workers.timers.rearm_all`), once a minute queues
+due referral reminders, and once an hour prunes what the retention lets go (:mod:`groups.retention`).
+docs/architecture.md ("The sweeper").
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import redis
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from groups.db import session_scope
 from groups.model import DeliveryStatus, Notification, utcnow
+from groups.retention import Pruned, prune
 from workers.delivery import LEASE_S
 from workers.enqueue import enqueue_notifications
 from workers.queues import carried_notification_ids
@@ -23,6 +26,8 @@ from workers.queues import carried_notification_ids
 log = logging.getLogger(__name__)
 
 LOCK_KEY = "yihu:sweeper:lock"
+PRUNE_KEY = "yihu:sweeper:pruned"
+PRUNE_EVERY_S = 3600
 BATCH = 1000
 
 
@@ -85,12 +90,14 @@ class SweeperThread(threading.Thread):
         *,
         interval_s: float = 2.0,
         pending_after_s: float = 3.0,
+        retention_days: float | None = None,
     ) -> None:
         super().__init__(name="yihu-sweeper", daemon=True)
         self.engine = engine
         self.connection = connection
         self.interval_s = interval_s
         self.pending_after_s = pending_after_s
+        self.retention_days = retention_days
         self.stopping = threading.Event()
         self.sweeps = 0
 
@@ -111,7 +118,24 @@ class SweeperThread(threading.Thread):
             return 0
         self.rearm_timers()
         self.remind_referrals()
+        self.prune()
         return count
+
+    def prune(self, now: datetime | None = None, *, force: bool = False) -> Pruned | None:
+        """Retention (``YIHU_RETENTION_DAYS``), at most once every :data:`PRUNE_EVERY_S` across processes."""
+        if self.retention_days is None:
+            return None
+        try:
+            if not force and not self.connection.set(PRUNE_KEY, "1", nx=True, ex=PRUNE_EVERY_S):
+                return None
+            with session_scope(self.engine) as session:
+                pruned = prune(session, now or utcnow(), self.retention_days)
+        except Exception:
+            log.exception("sweeper: pruning old data failed")
+            return None
+        if pruned.updates or pruned.payloads:
+            log.info("sweeper: pruned %s handled-update ids and %s delivered payloads", pruned.updates, pruned.payloads)
+        return pruned
 
     def remind_referrals(self) -> int:
         """Referral reminders that are due (checked at most once a minute across processes)."""

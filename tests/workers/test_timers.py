@@ -9,6 +9,7 @@ import pytest
 import redis
 from rq import Queue
 from rq.job import Job
+from sqlmodel import select
 
 from bot.bootstrap import configure_workers
 from config.settings import Settings
@@ -86,3 +87,20 @@ def test_the_sweeper_queues_due_referral_reminders(sqlite_url: str, configured: 
     sweeper.sweep_once()
     queued = Queue(queue_name("bulk"), connection=configured).get_job_ids()
     assert queued, "the due reminder was not queued"
+
+
+def test_the_sweeper_prunes_old_data_once_an_hour(sqlite_url: str, configured: redis.Redis) -> None:
+    from groups.model import ProcessedUpdate  # noqa: PLC0415
+    from workers.sweeper import SweeperThread  # noqa: PLC0415
+
+    village = build_village(sqlite_url)
+    with session_scope(village.engine) as session:
+        session.add(ProcessedUpdate(bot_id=1, kind="update", ext_id="old", at=utcnow() - timedelta(days=2)))
+    sweeper = SweeperThread(village.engine, configured, interval_s=0.5, retention_days=1)
+    sweeper.sweep_once()  # a sweep prunes (the first one in the hour)
+    with session_scope(village.engine) as session:
+        assert session.exec(select(ProcessedUpdate)).all() == []
+        session.add(ProcessedUpdate(bot_id=1, kind="update", ext_id="older", at=utcnow() - timedelta(days=3)))
+    assert sweeper.prune() is None  # not again within the hour, across processes
+    pruned = sweeper.prune(force=True)
+    assert pruned is not None and pruned.updates == 1
