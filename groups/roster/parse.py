@@ -207,6 +207,9 @@ def _parse_grid(check: _Checker, value: Any, path: str) -> GridSpec | None:
             worker_ack_s = check.seconds(escalation, "worker_ack_s", f"{path}.escalation", DEFAULT_WORKER_ACK_S)
     raw_groups = check.items(data, "groups", path)
     groups = [_parse_group(check, item, f"{path}.groups[{index}]") for index, item in enumerate(raw_groups or [])]
+    if staff["workers"] is not None and staff["police"] is not None and not (staff["workers"] or staff["police"]):
+        # Nobody for the ladder to climb to: an alert nobody answers would end nowhere.
+        check.error(path, "a grid needs at least one grid worker or police officer (workers / police).")
     if code is None or name is None or raw_groups is None:
         return None
     return GridSpec(

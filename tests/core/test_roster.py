@@ -322,9 +322,13 @@ BAD_FILES: dict[str, tuple[str, str]] = {
         "staff[2].key: m2 is used twice (first at grids[0].groups[0].households[0].members[1].key); "
         "member keys must be unique.",
     ),
+    "grid without workers or police": (
+        variant(lambda d: d["grids"][0].update(workers=[], police=[])),
+        "grids[0]: a grid needs at least one grid worker or police officer (workers / police).",
+    ),
     "grid code twice": (
         variant(
-            lambda d: d["grids"].append({"code": "lc3", "name": "又一个", "workers": [], "police": [], "groups": []})
+            lambda d: d["grids"].append({"code": "lc3", "name": "又一个", "workers": ["w1"], "police": [], "groups": []})
         ),
         "grids[1].code: grid code lc3 is used twice (first at grids[0].code).",
     ),
@@ -365,8 +369,7 @@ def test_lenient_where_the_meaning_is_clear() -> None:
     def change(d: dict[str, Any]) -> None:
         d["grids"][0]["escalation"] = {"worker_ack_s": 600}
         g(d, 0)["households"][0]["members"][0]["phone"] = 13800000001  # written unquoted
-        d.pop("staff")
-        d["grids"][0].update(workers=[], police=[])
+        d["grids"][0].update(police=[])  # a grid worker alone is enough (none at all: refused, issue 12)
 
     grid = parse_roster(variant(change)).grids[0]
     assert (grid.head_ack_s, grid.worker_ack_s) == (120, 600)
