@@ -328,7 +328,9 @@ BAD_FILES: dict[str, tuple[str, str]] = {
     ),
     "grid code twice": (
         variant(
-            lambda d: d["grids"].append({"code": "lc3", "name": "又一个", "workers": ["w1"], "police": [], "groups": []})
+            lambda d: d["grids"].append(
+                {"code": "lc3", "name": "又一个", "workers": ["w1"], "police": [], "groups": []}
+            )
         ),
         "grids[1].code: grid code lc3 is used twice (first at grids[0].code).",
     ),
