@@ -32,7 +32,7 @@ from groups.model import (
     Role,
 )
 from groups.outbox import add_event, audience_rows, incident_id, notify_member, pending_ids, refresh_tallies, told_rows
-from groups.permissions import POLICE_LEVEL, authorize
+from groups.permissions import POLICE_LEVEL, authorize, officer_roles
 
 
 @dataclass(frozen=True)
@@ -99,10 +99,14 @@ class CaseResult:
 
 
 def list_cases(session: Session, actor: Member, now: datetime) -> list[CaseSummary]:
-    """``/cases``: open incidents of a grid worker's grids, or those escalated to a police officer; oldest first."""
+    """``/cases``: open incidents of a grid worker's grids, those escalated to a police officer, and the
+    private incidents of an officer's category in their grids; oldest first."""
     worker_grids = staff_grid_ids(session, actor, Role.grid_worker.value)
     police_grids = staff_grid_ids(session, actor, Role.police.value)
-    if not worker_grids and not police_grids:
+    officer_grids = {
+        role: staff_grid_ids(session, actor, role) for role in (Role.women_fed.value, Role.child_director.value)
+    }
+    if not worker_grids and not police_grids and not any(officer_grids.values()):
         raise UserError("not_allowed", command="cases")
     open_values = [s.value for s in OPEN_STATUSES]
     query = (
@@ -113,8 +117,10 @@ def list_cases(session: Session, actor: Member, now: datetime) -> list[CaseSumma
     )
     found: list[CaseSummary] = []
     for incident, group in session.exec(query).all():
-        visible = group.grid_id in worker_grids or (
-            group.grid_id in police_grids and incident.escalation_level >= POLICE_LEVEL
+        visible = (
+            group.grid_id in worker_grids
+            or (group.grid_id in police_grids and incident.escalation_level >= POLICE_LEVEL)
+            or any(group.grid_id in officer_grids.get(role, []) for role in officer_roles(incident))
         )
         if visible:
             found.append(_summary(session, incident, group, now))

@@ -1,4 +1,5 @@
-"""Who may do what to an incident: the head, the grid worker, the police, the reporter.
+"""Who may do what to an incident: the head, the grid worker, the police, a private incident's own
+officer (妇联执委 for violence, 儿童主任 for a child), the reporter.
 
 A capacity is a member's standing towards one incident; a command is allowed when the member holds one
 of the capacities it needs. Everything else is "not allowed", before anything changes.
@@ -10,6 +11,7 @@ from typing import Final
 
 from sqlmodel import Session, select
 
+from config import policies
 from groups.directory import has_grid_role, incident_group, load_incident, member_id
 from groups.errors import UserError
 from groups.model import GridStaff, HouseholdGroup, Incident, Member, Role
@@ -17,20 +19,21 @@ from groups.model import GridStaff, HouseholdGroup, Incident, Member, Role
 HEAD: Final = "head"
 WORKER: Final = "worker"
 POLICE: Final = "police"
+OFFICER: Final = "officer"  # the women's federation officer / children's director of a private incident
 REPORTER: Final = "reporter"
 
 # Police see an incident once it has been escalated to them (level 2).
 POLICE_LEVEL: Final[int] = 2
 
 COMMANDS: Final[dict[str, frozenset[str]]] = {
-    "cases": frozenset({WORKER, POLICE}),
-    "case": frozenset({HEAD, WORKER, POLICE}),
-    "ack": frozenset({HEAD, WORKER, POLICE}),
-    "resolve": frozenset({HEAD, WORKER, POLICE}),
+    "cases": frozenset({WORKER, POLICE, OFFICER}),
+    "case": frozenset({HEAD, WORKER, POLICE, OFFICER}),
+    "ack": frozenset({HEAD, WORKER, POLICE, OFFICER}),
+    "resolve": frozenset({HEAD, WORKER, POLICE, OFFICER}),
     "false": frozenset({HEAD, WORKER}),
     "escalate": frozenset({WORKER}),
-    "refer": frozenset({WORKER}),
-    "referral_done": frozenset({WORKER}),
+    "refer": frozenset({WORKER, OFFICER}),
+    "referral_done": frozenset({WORKER, OFFICER}),
     "cancel": frozenset({REPORTER}),
 }
 
@@ -47,7 +50,17 @@ def capacities(session: Session, member: Member, incident: Incident) -> set[str]
         found.add(WORKER)
     if incident.escalation_level >= POLICE_LEVEL and has_grid_role(session, member, group.grid_id, Role.police.value):
         found.add(POLICE)
+    if any(has_grid_role(session, member, group.grid_id, role) for role in officer_roles(incident)):
+        found.add(OFFICER)
     return found
+
+
+def officer_roles(incident: Incident) -> tuple[str, ...]:
+    """The officers a private incident's category adds (none for a public incident)."""
+    if not incident.private:
+        return ()
+    category = policies.CATEGORIES.get(incident.category)
+    return tuple(str(role) for role in category.private_roles) if category else ()
 
 
 def require(session: Session, member: Member, incident: Incident, command: str) -> set[str]:
@@ -85,5 +98,7 @@ def require_standing(session: Session, actor: Member, command: str) -> None:
         standing.add(WORKER)
     if Role.police.value in roles:
         standing.add(POLICE)
+    if roles & {Role.women_fed.value, Role.child_director.value}:
+        standing.add(OFFICER)
     if not standing & COMMANDS[command]:
         raise UserError("not_allowed", command=command)

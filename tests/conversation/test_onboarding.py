@@ -67,3 +67,12 @@ def test_unknown_user_and_villager_staff_commands(chat: Chat) -> None:
 def test_callback_data_is_short_ascii() -> None:
     for data in (Respond(10**9, "coming").data(), SendAsSos(location=(-89.123456, -179.123456)).data()):
         assert data.isascii() and len(data.encode()) <= 64
+
+
+def test_help_of_the_private_case_officers_lists_their_commands(chat: Chat) -> None:
+    chat.link("f1", "c1")
+    for key in ("f1", "c1"):
+        (officer_help,) = chat.texts(key, "/help")
+        for command in ("/cases", "/case N", "/ack N", "/resolve N", "/refer N", "/referral_done N"):
+            assert command in officer_help, (key, command)
+        assert "/escalate" not in officer_help and "/false" not in officer_help

@@ -65,6 +65,8 @@ def help_(conversation: Conversation, turn: Turn, args: str) -> None:
         parts.append(t(turn.language, "help.grid_worker"))
     if "police" in roles:
         parts.append(t(turn.language, "help.police"))
+    if roles & {"women_fed", "child_director"}:
+        parts.append(t(turn.language, "help.officer"))
     turn.outcome.replies.append(Reply("\n\n".join(parts), sos_keyboard(turn.language)))
 
 
