@@ -203,7 +203,7 @@ def escalate_manual(
     grid = grid_of_group(session, incident_group(session, incident))
     assert grid.id is not None
     level = TOP_LEVEL if role == Role.police.value else incident.escalation_level
-    payload = {"template": "escalation", "level": level, "reason": reason, "manual": True}
+    payload = {"template": "escalation", "level": level, "reason": reason, "manual": True, "by": member_id(actor)}
     key = f"esc:{number}:{level if role == Role.police.value else role}"
     rows = tell_members(
         session,

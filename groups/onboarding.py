@@ -50,8 +50,9 @@ def link_member(
 ) -> LinkResult:
     """``/start <token>``: link this Telegram user to the member holding ``token``.
 
-    Raises UserError("bad_token") for no/unknown token and ("token_taken") for a token linked to
-    someone else; an already-linked user is greeted again whatever the token.
+    Raises UserError("no_token") without a token, ("bad_token") for an unknown one and ("token_taken")
+    for a token linked to someone else (each answer says how to join; nothing is written); an
+    already-linked user is greeted again whatever the token.
 
     Telegram by nature: linking writes the Telegram user id on the member, so this use case takes the id
     itself; the others take the acting member, which the conversation resolves from that id once.
@@ -81,7 +82,9 @@ def link_member(
 
 
 def _member_by_token(session: Session, token: str | None) -> Member:
-    if not token or not TOKEN_RE.fullmatch(token):
+    if not token:
+        raise UserError("no_token")
+    if not TOKEN_RE.fullmatch(token):
         raise UserError("bad_token")
     # FOR UPDATE: two Telegram users opening the same invite at once must not both get it (PostgreSQL;
     # SQLite serializes writers anyway).

@@ -12,7 +12,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from bot.render.facts import IncidentFacts
-from bot.render.format import category_label, duration, join_names, local_time, member_language
+from bot.render.format import category_label, duration, local_time, member_language
 from bot.render.keyboards import category_buttons, escalation_buttons
 from bot.render.texts import cut, t
 from bot.render.timeline import timeline_line
@@ -144,15 +144,17 @@ def _confirmation(
 ) -> tuple[str, list[list[Button]] | None]:
     incident = facts.incident
     category = category_label(language, incident.category)
-    if payload.get("joined"):
-        return t(language, "confirm.joined", id=facts.id), None
     told = int(payload.get("told", 0))
+    # Private as it was when ``told`` was counted (the payload names the staff roles of a private one):
+    # the incident may have become private since, and then those counted were neighbours.
+    private = bool(payload.get("recipients"))
     if told == 0:
         return t(language, "confirm.nobody", id=facts.id), None
-    if incident.private:
-        roles = payload.get("recipients") or []
-        recipients = join_names(language, (t(language, f"role.{r}") for r in roles))
-        return t(language, "confirm.raised_private", id=facts.id, category=category, recipients=recipients), None
+    if payload.get("joined"):
+        key = "confirm.joined_private" if private else "confirm.joined"
+        return t(language, key, id=facts.id, told=told), None
+    if private:
+        return t(language, "confirm.raised_private", id=facts.id, category=category, told=told), None
     text = t(language, "confirm.raised", id=facts.id, category=category, told=told)
     if incident.category == "general" and incident.status in OPEN_STATUSES:
         text += "\n\n" + t(language, "confirm.pick_category")

@@ -10,9 +10,9 @@ from sqlmodel import Session, col, select
 
 from config import policies
 from groups.alerts.category import CategoryResult, parse_category, set_category
-from groups.alerts.recipients import alert_recipients, unreachable_note
+from groups.alerts.recipients import alert_recipients, private_staff, unreachable_note
 from groups.cases import close_incident
-from groups.directory import can_be_told, group_of, member_id
+from groups.directory import can_be_told, group_of, incident_group, member_id
 from groups.effects import Effects
 from groups.errors import UserError
 from groups.escalation import start_ladder
@@ -82,10 +82,13 @@ def raise_alert(
         session.add(actor)
     recent = _recent_incident(session, actor, now)
     if recent is not None:
-        joined = _join(session, recent, actor, clean_text, location, now)
+        changed = None
         if chosen.name not in ("general", recent.category) and not (recent.private and not chosen.private):
             # "/sos 家暴 …" right after a bare 6995: the same incident, now of that category (and routed so).
+            # Applied before the confirmation is written, so that it counts those told from now on.
             changed = set_category(session, actor, incident_id(recent), chosen.name, now)
+        joined = _join(session, recent, actor, clean_text, location, now)
+        if changed is not None:
             joined.effects.extend(changed.effects)
         return joined
     assert group.id is not None
@@ -165,8 +168,20 @@ def _join(
 
 
 def _reachable(session: Session, incident: Incident) -> int:
-    told = told_rows(session, incident)
-    return sum(1 for row in told if row.recipient_id is not None and row.status != "unreachable")
+    """Members told of the incident who can be reached; of a private one, only its staff.
+
+    Neighbours told before the incident became private are not counted: nothing more reaches them.
+    """
+    told = {
+        row.recipient_id: row.purpose
+        for row in told_rows(session, incident)
+        if row.recipient_id is not None and row.status != "unreachable"
+    }
+    if not incident.private:
+        return len(told)
+    category = policies.CATEGORIES.get(incident.category, policies.CATEGORIES["general"])
+    staff = {member_id(m) for m in private_staff(session, incident_group(session, incident), category)}
+    return sum(1 for member, purpose in told.items() if member in staff or purpose == Purpose.escalation.value)
 
 
 def _confirmation_payload(incident: Incident, told: int, joined: bool) -> dict[str, Any]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, func, select
 
 from bot.bootstrap import ROUTERS
 from bot.features.alerts.payloads import Respond, SendAsSos
+from bot.render.texts import t
 from groups.model import Incident, Member
 from tests.support.conversation import Chat, wire_village
 
@@ -41,6 +42,34 @@ def test_start_without_valid_token_explains_and_creates_nothing(chat: Chat, text
     assert "邀请" in answer  # how to join: ask for an invite
     with chat.session() as session:
         assert session.exec(select(Member).where(Member.telegram_user_id == 99_003)).first() is None
+
+
+def _snapshot(chat: Chat) -> tuple[int, int, int]:
+    with chat.session() as session:
+        members = session.exec(select(func.count()).select_from(Member)).one()
+        linked = session.exec(select(func.count()).where(col(Member.telegram_user_id).is_not(None))).one()
+        incidents = session.exec(select(func.count()).select_from(Incident)).one()
+    return members, linked, incidents
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [("/start", "no_token"), ("/start   ", "no_token"), ("/start AAAAAAAAAAAAAAAAAAAAAAAA", "bad_token"),
+     ("/start x", "bad_token")],
+)
+def test_start_without_a_known_token_says_how_to_join(chat: Chat, text: str, key: str) -> None:
+    chat.link("g1m1")
+    before = _snapshot(chat)
+    assert chat.texts(99_004, text) == [t("zh", key)]
+    assert chat.texts(99_005, text, language_code="en") == [t("en", key)]
+    for language in ("zh", "en"):
+        how = t(language, key)
+        assert ("中心户长" in how and "网格员" in how and "邀请卡" in how) or (
+            "head" in how and "grid worker" in how and "invite card" in how)
+        assert "二维码" not in how and "QR" not in how  # no card carries one yet
+    assert "无效" not in t("zh", "no_token")  # nothing was wrong with a bare /start
+    assert _snapshot(chat) == before
+    assert chat.texts(99_004, "/sos") == [t("zh", "not_linked")]  # still a stranger
 
 
 def test_help_lists_role_commands(chat: Chat) -> None:

@@ -65,7 +65,7 @@ def test_link_with_a_token_then_greet_again(village: Village) -> None:
 def test_link_refusals_create_nothing(village: Village) -> None:
     with village.session() as s:
         refused("token_taken", lambda: onboarding.link_member(s, 778, token("m2"), None, T0))
-        refused("bad_token", lambda: onboarding.link_member(s, 778, None, None, T0))
+        refused("no_token", lambda: onboarding.link_member(s, 778, None, None, T0))
         refused("bad_token", lambda: onboarding.link_member(s, 778, "short", None, T0))
         refused("bad_token", lambda: onboarding.link_member(s, 778, "a" * 20, None, T0))
         refused("bad_token", lambda: onboarding.link_member(s, 778, "bad token with spaces!!", None, T0))

@@ -329,7 +329,9 @@ def test_escalate_by_hand(village: Village) -> None:
         say(women.reply_key, women.params)
         say(bad.value.key, bad.value.params)
         esc = {r.recipient_id: r.payload for r in rows(s, n) if r.purpose == "escalation"}
-        assert esc[village.ids["f1"]] == {"template": "escalation", "level": 0, "reason": "bruises", "manual": True}
+        assert esc[village.ids["f1"]] == {
+            "template": "escalation", "level": 0, "reason": "bruises", "manual": True, "by": village.ids["w1"]
+        }
         assert esc[village.ids["p1"]]["level"] == 2
         inc = incident(s, n)
         assert (inc.escalation_level, inc.next_escalation_at) == (2, None)
