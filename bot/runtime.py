@@ -17,6 +17,8 @@ from workers.embedded_redis import EmbeddedRedis
 
 log = logging.getLogger(__name__)
 
+FACE_NAMES = {"ptb": "python-telegram-bot", "aiogram": "aiogram"}
+
 
 @contextmanager
 def redis_for(settings: Settings) -> Iterator[str]:
@@ -40,6 +42,7 @@ async def serve_bot(settings: Settings, redis_url: str, stop: asyncio.Event) -> 
     username = await asyncio.to_thread(resolve_bot_username, settings)
     conversation, limiter = build_conversation(settings, redis_url, username)
     token = settings.require_token()
+    log.info("Telegram face: %s (YIHU_FRAMEWORK)", FACE_NAMES[settings.framework])
     if settings.framework == "ptb":
         from bot.ptb_face import PtbFace  # noqa: PLC0415
 

@@ -59,6 +59,12 @@ def postgres_url() -> Iterator[str]:
     dispose_engines()
 
 
+@pytest.fixture(params=["ptb", "aiogram"])
+def framework(request: pytest.FixtureRequest) -> str:
+    """Each end-to-end test runs on both Telegram faces: python-telegram-bot (the default) and aiogram."""
+    return str(request.param)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest) -> str:
     """Each storage test runs on SQLite, and on PostgreSQL when one is configured."""

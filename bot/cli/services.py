@@ -23,7 +23,8 @@ def _service_logging() -> None:
 def run() -> None:
     """Everything in one process group: migrations, Redis (embedded unless YIHU_REDIS_URL), workers, the bot.
 
-    Runs in the foreground until SIGTERM or Ctrl-C, then stops gracefully.
+    The bot's face is python-telegram-bot unless YIHU_FRAMEWORK=aiogram. Runs in the foreground until
+    SIGTERM or Ctrl-C, then stops gracefully.
     """
     from bot.runtime import run_all  # noqa: PLC0415  (lazy: see bot.cli)
 
@@ -33,7 +34,10 @@ def run() -> None:
 
 @handle_missing_setting
 def bot_command() -> None:
-    """The Telegram face alone (polling, or webhook with YIHU_WEBHOOK_URL); needs YIHU_REDIS_URL."""
+    """The Telegram face alone (polling, or webhook with YIHU_WEBHOOK_URL); needs YIHU_REDIS_URL.
+
+    The face is python-telegram-bot unless YIHU_FRAMEWORK=aiogram (the same behaviour).
+    """
     from bot.runtime import run_bot  # noqa: PLC0415  (lazy: see bot.cli)
 
     settings = load_settings()

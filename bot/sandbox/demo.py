@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlmodel import select
 
-from bot.runtime import redis_for
+from bot.runtime import FACE_NAMES, redis_for
 from bot.sandbox.village import Village
 from config.settings import Settings
 from groups.db import dispose_engines
@@ -116,7 +116,7 @@ async def _demo(base: Settings, port: int, play: bool, exit_after: bool, stop: a
         )
         async with village:
             say(f"  ✓ Telegram emulator on {village.emu.url}; sample village imported; Redis, "
-                f"{settings.workers} delivery workers and the {settings.framework} bot are up")
+                f"{settings.workers} delivery workers and the bot ({FACE_NAMES[settings.framework]} face) are up")
             await people_join(village)
             if play:
                 await walkthrough(village)

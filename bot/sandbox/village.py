@@ -69,7 +69,7 @@ class Village:
         redis_url: str,
         roster: str,
         *,
-        framework: str = "aiogram",
+        framework: str = "ptb",
         workers: int = 1,
         database_url: str | None = None,
         emulator_config: dict[str, Any] | None = None,

@@ -1,4 +1,5 @@
-"""The alert loop end to end: real aiogram, real Redis and RQ worker processes, the emulator, SQLite."""
+"""The alert loop end to end on each face (python-telegram-bot, aiogram): real Redis and RQ worker
+processes, the emulator, SQLite."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ LABELS = ["我来了 I'm coming", "已报警 Called 110", "无法前往 Can't co
 
 
 @pytest.fixture
-async def village(tmp_path: Path, redis_url: str) -> AsyncIterator[Village]:
-    async with Village(tmp_path, redis_url, workers=2) as v:
+async def village(tmp_path: Path, redis_url: str, framework: str) -> AsyncIterator[Village]:
+    async with Village(tmp_path, redis_url, framework=framework, workers=2) as v:
         await v.link(*GROUP, "w1", "p1", "f1", "c1")
         await v.bind_group_chat("g1")
         yield v
@@ -143,8 +144,10 @@ async def test_private_category_goes_to_staff_only(village: Village) -> None:
             assert len(await village.messages(key)) == 1
 
 
-async def test_unlinked_and_blocked_members_are_listed_to_the_head(tmp_path: Path, redis_url: str) -> None:
-    async with Village(tmp_path, redis_url, workers=1) as village:
+async def test_unlinked_and_blocked_members_are_listed_to_the_head(
+    tmp_path: Path, redis_url: str, framework: str
+) -> None:
+    async with Village(tmp_path, redis_url, framework=framework, workers=1) as village:
         await village.link(*[k for k in GROUP if k != "g1m9"])  # g1m9 never opened the invite
         await village.client.block(village.user_ids["g1m8"])  # g1m8 blocked the bot
         await village.say("g1m5", "6995")

@@ -25,8 +25,8 @@ GROUP = [f"g1m{i}" for i in range(1, 11)]
 
 
 @pytest.fixture
-async def village(tmp_path: Path, redis_url: str) -> AsyncIterator[Village]:
-    async with Village(tmp_path, redis_url, roster=ROSTER, workers=2) as v:
+async def village(tmp_path: Path, redis_url: str, framework: str) -> AsyncIterator[Village]:
+    async with Village(tmp_path, redis_url, roster=ROSTER, framework=framework, workers=2) as v:
         await v.link(*GROUP, "w1", "p1")
         yield v
 
@@ -63,12 +63,12 @@ async def test_nobody_acks_grid_worker_then_police_on_time(village: Village) -> 
     assert len(await village.messages("w1")) == 2 and len(await village.messages("p1")) == 2  # told once
 
 
-async def test_head_ack_stops_the_ladder(tmp_path: Path, redis_url: str) -> None:
+async def test_head_ack_stops_the_ladder(tmp_path: Path, redis_url: str, framework: str) -> None:
     """The head has 5 s here, not 2 s: on a loaded machine the DM and the press can take longer than 2 s
     between them, and then the first step rightly fires; this test is about what the ack stops."""
     head_ack = 5
     roster = ROSTER.replace(f"head_ack_s: {HEAD_ACK_S}", f"head_ack_s: {head_ack}")
-    async with Village(tmp_path, redis_url, roster=roster, workers=2) as village:
+    async with Village(tmp_path, redis_url, framework=framework, roster=roster, workers=2) as village:
         await village.link(*GROUP, "w1", "p1")
         await village.say("g1m5", "6995")
         head_dm = (await village.wait("g1m1", 2))[-1]
@@ -82,13 +82,13 @@ async def test_head_ack_stops_the_ladder(tmp_path: Path, redis_url: str) -> None
         assert "张大山" in reporter  # the reporter is told who owns it
 
 
-async def test_ack_command_racing_the_timer_does_no_harm(tmp_path: Path, redis_url: str) -> None:
+async def test_ack_command_racing_the_timer_does_no_harm(tmp_path: Path, redis_url: str, framework: str) -> None:
     """The ack lands as the first step fires. The police step is further off here (5 s, not 2 s): on a
     loaded machine the /ack itself can take longer than 2 s to be handled, and this test is about the
     race with the first step, not about the police deadline."""
     police_later = 5
     roster = ROSTER.replace(f"worker_ack_s: {WORKER_ACK_S}", f"worker_ack_s: {police_later}")
-    async with Village(tmp_path, redis_url, roster=roster, workers=2) as village:
+    async with Village(tmp_path, redis_url, framework=framework, roster=roster, workers=2) as village:
         await village.link(*GROUP, "w1", "p1")
         await village.say("g1m5", "6995")
         await village.wait("g1m1", 2)
@@ -103,10 +103,10 @@ async def test_ack_command_racing_the_timer_does_no_harm(tmp_path: Path, redis_u
 
 
 async def test_kill_every_process_mid_ladder_and_the_step_still_fires_once(
-    tmp_path: Path, redis_url: str
+    tmp_path: Path, redis_url: str, framework: str
 ) -> None:
     roster = ROSTER.replace(f"head_ack_s: {HEAD_ACK_S}", "head_ack_s: 4")
-    async with Village(tmp_path, redis_url, roster=roster, workers=1) as village:
+    async with Village(tmp_path, redis_url, framework=framework, roster=roster, workers=1) as village:
         await village.link(*GROUP, "w1", "p1")
         await village.say("g1m5", "6995")
         await village.wait("g1m2", 2)
@@ -123,8 +123,9 @@ async def test_kill_every_process_mid_ladder_and_the_step_still_fires_once(
         assert len(events(village, "escalated")) >= 1
 
 
-async def test_staff_commands_by_role(tmp_path: Path, redis_url: str) -> None:
-    async with Village(tmp_path, redis_url, workers=1) as village:  # default (long) escalation times
+async def test_staff_commands_by_role(tmp_path: Path, redis_url: str, framework: str) -> None:
+    # the default (long) escalation times
+    async with Village(tmp_path, redis_url, framework=framework, workers=1) as village:
         await village.link(*GROUP, "w1", "p1")
         await _staff_commands(village)
 

@@ -1,4 +1,5 @@
-"""Onboarding and binding end to end: real aiogram stack, emulator over HTTP, real Redis, SQLite."""
+"""Onboarding and binding end to end on each face (python-telegram-bot, aiogram): the emulator over
+HTTP, real Redis, SQLite."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture
-async def village(tmp_path: Path, redis_url: str):
-    async with Village(tmp_path, redis_url, workers=0) as v:
+async def village(tmp_path: Path, redis_url: str, framework: str):
+    async with Village(tmp_path, redis_url, framework=framework, workers=0) as v:
         yield v
 
 
@@ -66,9 +67,9 @@ async def test_commands_are_registered(village: Village) -> None:
     assert {"zh", "en"} <= languages
 
 
-async def test_duplicate_update_is_handled_once(tmp_path: Path, redis_url: str) -> None:
+async def test_duplicate_update_is_handled_once(tmp_path: Path, redis_url: str, framework: str) -> None:
     config = {"faults": {"duplicate_update_probability": 1.0}, "seed": 1}
-    async with Village(tmp_path, redis_url, workers=0, emulator_config=config) as village:
+    async with Village(tmp_path, redis_url, framework=framework, workers=0, emulator_config=config) as village:
         await village.say("g1m6", f"/start {village.member('g1m6').invite_token}")
         await village.wait("g1m6")
         with village.session() as session:

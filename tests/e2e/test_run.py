@@ -42,7 +42,13 @@ def _polling(client: httpx.Client) -> bool:
     return any(bot.get("allowed_updates") for bot in client.get("/_emu/state").json()["result"]["bots"])
 
 
-def test_yihu_run_serves_and_stops_gracefully(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("framework", "face"),
+    [(None, "python-telegram-bot"), ("aiogram", "aiogram")],
+    ids=["default-ptb", "aiogram"],
+)
+def test_yihu_run_serves_and_stops_gracefully(tmp_path: Path, framework: str | None, face: str) -> None:
+    """The default configuration serves with python-telegram-bot; YIHU_FRAMEWORK=aiogram with aiogram."""
     port = free_port()
     api = f"http://127.0.0.1:{port}"
     emulator = subprocess.Popen([sys.executable, "-m", "bot.sandbox.emulator", "--port", str(port), "--token", TOKEN])
@@ -54,6 +60,8 @@ def test_yihu_run_serves_and_stops_gracefully(tmp_path: Path) -> None:
     dispose_engines()
     env = {k: v for k, v in os.environ.items() if not k.startswith("YIHU_")}
     env |= {"YIHU_BOT_TOKEN": TOKEN, "YIHU_TELEGRAM_API_URL": api, "YIHU_DATA_DIR": str(tmp_path / "data")}
+    if framework:
+        env["YIHU_FRAMEWORK"] = framework
     yihu = Path(sys.executable).parent / "yihu"
     run = subprocess.Popen([str(yihu), "run"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
@@ -66,6 +74,7 @@ def test_yihu_run_serves_and_stops_gracefully(tmp_path: Path) -> None:
         run.send_signal(signal.SIGTERM)
         _, stderr = run.communicate(timeout=60)
         assert run.returncode == 0, stderr[-2000:]
+        assert f"Telegram face: {face} (YIHU_FRAMEWORK)" in stderr
         # The embedded Redis went with it: nothing is left listening for this data directory.
         leftovers = subprocess.run(["pgrep", "-f", str(tmp_path / "data" / "redis")], capture_output=True, text=True)
         assert leftovers.stdout.strip() == ""
