@@ -29,7 +29,7 @@ from sqlmodel import Session, col
 
 from groups.alerts import note_unreachable
 from groups.db import session_scope
-from groups.model import DeliveryStatus, Notification, Priority, utcnow
+from groups.model import ChannelName, DeliveryStatus, Notification, Priority, utcnow
 from workers import context as context_module
 from workers.channels import Channel, NotReady, Refused, RetryLater, Unreachable
 from workers.context import Context
@@ -61,7 +61,7 @@ class Claim:
     incident_id: int | None
     recipient_id: int | None
     chat_id: int | None
-    channel: str = "telegram"
+    channel: str = ChannelName.telegram.value
     due: datetime | None = None  # next_attempt_at when the job came (slightly) early
 
     @property

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from bot.conversation.router import Router, Routes, prefix_of
+from bot.conversation.router import Router, prefix_of
 from bot.conversation.types import SOS_TEXT, Incoming, Outcome, Ports, Reply, Turn, parse_command
 from bot.render.keyboards import sos_keyboard
 from config.settings import pick_language
@@ -36,7 +36,9 @@ class Conversation:
 
     def __init__(self, ports: Ports, routers: Sequence[Router]) -> None:
         self.ports = ports
-        self.routes = Routes.of(list(routers))
+        self.routes = Router("conversation")  # the routers merged, in their order
+        for router in routers:
+            self.routes.include(router)
 
     # -- entry point -------------------------------------------------------------------------------
     def handle(self, incoming: Incoming) -> Outcome:

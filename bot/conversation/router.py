@@ -1,8 +1,9 @@
 """Routers: what a feature answers (commands, texts, media, button presses), declared in one place.
 
 Each feature owns ``router = Router(...)``; the app includes the routers in one visible order
-(``bot.features.ROUTERS``), and the first router that matches a text wins. Exactly one router may say
-what happens to any other private text (:meth:`Router.otherwise`) and to media (:meth:`Router.on_media`).
+(``bot.bootstrap.ROUTERS``, merged with :meth:`Router.include`), and the first router that matches a
+text wins. Exactly one router may say what happens to any other private text (:meth:`Router.otherwise`)
+and to media (:meth:`Router.on_media`).
 A button's callback data starts with a prefix its feature registered, with the feature's own parser.
 """
 
@@ -82,38 +83,24 @@ class Router:
 
         return register
 
+    def include(self, other: Router) -> Router:
+        """Add ``other``'s entry points after this router's (returns self). Two routers claiming the same
+        command, prefix, other text or media is a wiring error."""
+        _merge(other.name, self.private_commands, other.private_commands)
+        _merge(other.name, self.group_commands, other.group_commands)
+        _merge(other.name, self.presses, other.presses)
+        self.texts.extend(other.texts)
+        for slot in ("other_text", "media"):
+            theirs = getattr(other, slot)
+            if theirs is not None:
+                if getattr(self, slot) is not None:
+                    raise ValueError(f"router {other.name!r}: another router already handles {slot}")
+                setattr(self, slot, theirs)
+        return self
+
 
 def prefix_of(data: str) -> str:
     return data.split(":", 1)[0]
-
-
-@dataclass
-class Routes:
-    """The routers of one conversation merged into lookup tables, in their order."""
-
-    private_commands: dict[str, CommandHandler] = field(default_factory=dict)
-    group_commands: dict[str, CommandHandler] = field(default_factory=dict)
-    texts: list[tuple[Match, TurnHandler]] = field(default_factory=list)
-    other_text: TurnHandler | None = None
-    media: TurnHandler | None = None
-    presses: dict[str, Press] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, routers: list[Router]) -> Routes:
-        """Merge; two routers claiming the same command, prefix, other text or media is a wiring error."""
-        routes = cls()
-        for router in routers:
-            _merge(router.name, routes.private_commands, router.private_commands)
-            _merge(router.name, routes.group_commands, router.group_commands)
-            _merge(router.name, routes.presses, router.presses)
-            routes.texts.extend(router.texts)
-            for slot in ("other_text", "media"):
-                mine = getattr(router, slot)
-                if mine is not None:
-                    if getattr(routes, slot) is not None:
-                        raise ValueError(f"router {router.name!r}: another router already handles {slot}")
-                    setattr(routes, slot, mine)
-        return routes
 
 
 def _merge(name: str, table: dict[str, V], own: dict[str, V]) -> None:

@@ -85,12 +85,15 @@ class Turn:
     effects: Effects = field(default_factory=Effects)
     _member: Member | None = field(default=None, init=False, repr=False)
     _looked_up: bool = field(default=False, init=False, repr=False)
+    _refusal: UserError | None = field(default=None, init=False, repr=False)
 
     def member(self) -> Member:
-        """The linked, active member who sent this update, else UserError("not_linked"); looked up once."""
+        """The linked, active member who sent this update, else the core's refusal (``linked_member``'s
+        UserError); looked up once."""
         member = self.member_or_none()
         if member is None:
-            raise UserError("not_linked")
+            assert self._refusal is not None
+            raise self._refusal
         return member
 
     def member_or_none(self) -> Member | None:
@@ -100,8 +103,8 @@ class Turn:
             assert self.incoming.user_id is not None
             try:
                 self._member = linked_member(self.session, self.incoming.user_id)
-            except UserError:
-                self._member = None
+            except UserError as refusal:
+                self._member, self._refusal = None, refusal
             self._looked_up = True
         return self._member
 

@@ -29,6 +29,7 @@ from groups.model import (
     Notification,
     Referral,
 )
+from groups.outbox import to_staff
 from workers.channels import NotReady
 from workers.channels.telegram import Button, Outgoing, edit, message
 
@@ -83,9 +84,9 @@ def _render_edit(
         return None
     language = member_language(recipient, settings)
     confidential = bool((target.payload or {}).get("confidential"))
-    if facts.incident.private and not confidential:
-        # The reporter made a public alert private (家暴/儿童): what the group chat and the head saw is
-        # withdrawn, nothing of the case is shown there any more.
+    if facts.incident.private and not to_staff(target):
+        # The alert became private (家暴/儿童): what the group chat, the head and the neighbours saw is
+        # withdrawn; the core's rule (groups.outbox.to_staff) says who keeps seeing it.
         return edit(chat_id, target.telegram_message_id, t(language, "alert.withdrawn", id=facts.id))
     return edit(chat_id, target.telegram_message_id, facts.alert_text(language, settings, confidential),
                 facts.buttons())

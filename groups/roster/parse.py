@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 from typing import Any
 
@@ -256,11 +256,17 @@ def _first_use(
     return value
 
 
+def _mappings(raw: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(index, item) of the mappings in a raw list; anything else was reported by the parse already."""
+    for index, item in enumerate(raw if isinstance(raw, list) else []):
+        if isinstance(item, dict):
+            yield index, item
+
+
 def _check_references(check: _Checker, data: dict[str, Any], roster: Roster) -> None:
     """Uniqueness and cross references. Paths are rebuilt from the raw data so indexes match the file."""
     member_at: dict[str, str] = {}
-    grids = data.get("grids")
-    raw_grids: list[Any] = grids if isinstance(grids, list) else []  # another type is reported already
+    raw_grids = data.get("grids")
     _check_grid_tree(check, raw_grids, member_at)
     staff_roles = _check_staff_keys(check, data.get("staff"), member_at)
     _check_grid_staff(check, raw_grids, staff_roles, member_at)
@@ -272,20 +278,15 @@ def _claim_key(check: _Checker, member_at: dict[str, str], key: str, where: str)
                "member keys must be unique.")
 
 
-def _check_grid_tree(check: _Checker, raw_grids: list[Any], member_at: dict[str, str]) -> None:
+def _check_grid_tree(check: _Checker, raw_grids: Any, member_at: dict[str, str]) -> None:
     """Grid and group codes are unique; each group's head is one of its members. Claims the villagers' keys."""
     grid_at: dict[str, str] = {}
     group_at: dict[str, str] = {}
-    for gi, raw_grid in enumerate(raw_grids):
-        if not isinstance(raw_grid, dict):
-            continue
+    for gi, raw_grid in _mappings(raw_grids):
         gpath = f"grids[{gi}]"
         _first_use(check, grid_at, raw_grid.get("code"), f"{gpath}.code",
                    lambda v, first: f"grid code {v} is used twice (first at {first}).")
-        raw_groups = raw_grid.get("groups")
-        for pi, raw_group in enumerate(raw_groups if isinstance(raw_groups, list) else []):
-            if not isinstance(raw_group, dict):
-                continue
+        for pi, raw_group in _mappings(raw_grid.get("groups")):
             ppath = f"{gpath}.groups[{pi}]"
             gcode = _first_use(check, group_at, raw_group.get("code"), f"{ppath}.code",
                                lambda v, first: f"group code {v} is used twice (first at {first}).")
@@ -300,15 +301,12 @@ def _check_households(check: _Checker, raw_households: Any, ppath: str, member_a
     """Household labels are unique within the group; claims its members' keys and returns them."""
     labels: dict[str, str] = {}
     group_members: set[str] = set()
-    for hi, raw_household in enumerate(raw_households if isinstance(raw_households, list) else []):
-        if not isinstance(raw_household, dict):
-            continue
+    for hi, raw_household in _mappings(raw_households):
         hpath = f"{ppath}.households[{hi}]"
         _first_use(check, labels, raw_household.get("label"), f"{hpath}.label",
                    lambda v, first: f"household {v} appears twice in this group (first at {first}).")
-        raw_members = raw_household.get("members")
-        for mi, raw_member in enumerate(raw_members if isinstance(raw_members, list) else []):
-            if isinstance(raw_member, dict) and isinstance(raw_member.get("key"), str):
+        for mi, raw_member in _mappings(raw_household.get("members")):
+            if isinstance(raw_member.get("key"), str):
                 key = raw_member["key"].strip()
                 if key:
                     _claim_key(check, member_at, key, f"{hpath}.members[{mi}].key")
@@ -319,8 +317,8 @@ def _check_households(check: _Checker, raw_households: Any, ppath: str, member_a
 def _check_staff_keys(check: _Checker, raw_staff: Any, member_at: dict[str, str]) -> dict[str, str]:
     """Claims the staff keys; the role of each staff key (its first entry's)."""
     staff_roles: dict[str, str] = {}
-    for si, raw in enumerate(raw_staff if isinstance(raw_staff, list) else []):
-        if isinstance(raw, dict) and isinstance(raw.get("key"), str) and raw["key"].strip():
+    for si, raw in _mappings(raw_staff):
+        if isinstance(raw.get("key"), str) and raw["key"].strip():
             key = raw["key"].strip()
             _claim_key(check, member_at, key, f"staff[{si}].key")
             if isinstance(raw.get("role"), str):
@@ -329,12 +327,10 @@ def _check_staff_keys(check: _Checker, raw_staff: Any, member_at: dict[str, str]
 
 
 def _check_grid_staff(
-    check: _Checker, raw_grids: list[Any], staff_roles: dict[str, str], member_at: dict[str, str]
+    check: _Checker, raw_grids: Any, staff_roles: dict[str, str], member_at: dict[str, str]
 ) -> None:
     """Each key a grid names as staff is listed once and is a staff member with the field's role."""
-    for gi, raw_grid in enumerate(raw_grids):
-        if not isinstance(raw_grid, dict):
-            continue
+    for gi, raw_grid in _mappings(raw_grids):
         for field_name, role in STAFF_FIELDS.items():
             keys = raw_grid.get(field_name)
             seen: set[str] = set()

@@ -449,3 +449,27 @@ def test_workers_stop_promptly_on_sigterm_busy_or_idle(
         while Worker.all(connection=client):  # a clean exit unregisters the worker
             assert time.monotonic() < deadline, "a stopped worker stayed registered"
             time.sleep(0.05)
+
+
+def test_yihu_worker_burst_delivers_through_the_composition_root(emu: ThreadedEmulator, settings: Settings) -> None:
+    """The contract's ``yihu worker`` (scale-out): with the real renderer wired by the app, it delivers
+    what is owed and exits 0; without YIHU_REDIS_URL it says so in one sentence and exits 2."""
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from workers.process import settings_environment  # noqa: PLC0415
+
+    user = emu.user("yw")
+    (nid,) = add(settings, note(user, "hello"))
+    enqueue_notifications(redis.Redis.from_url(str(settings.redis_url)), [nid])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YIHU_")}
+    env.update(settings_environment(settings, settings.redis_url))
+    command = [sys.executable, "-m", "bot.cli", "worker", "--burst"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert row(settings, nid).status == DeliveryStatus.sent
+    assert len(emu.do(emu.emulator.chat_messages, user)) == 1
+    env.pop("YIHU_REDIS_URL")
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "YIHU_REDIS_URL" in refused.stderr + refused.stdout

@@ -104,3 +104,14 @@ def test_the_sweeper_prunes_old_data_once_an_hour(sqlite_url: str, configured: r
     assert sweeper.prune() is None  # not again within the hour, across processes
     pruned = sweeper.prune(force=True)
     assert pruned is not None and pruned.updates == 1
+
+
+def test_the_retention_setting_is_read_from_yihu_retention_days(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``YIHU_RETENTION_DAYS`` (default 30; run_worker hands it to the sweeper); 0 is refused."""
+    monkeypatch.delenv("YIHU_RETENTION_DAYS", raising=False)
+    assert Settings(bot_token="1:x").retention_days == 30
+    monkeypatch.setenv("YIHU_RETENTION_DAYS", "7")
+    assert Settings(bot_token="1:x").retention_days == 7
+    monkeypatch.setenv("YIHU_RETENTION_DAYS", "0")
+    with pytest.raises(ValueError):
+        Settings(bot_token="1:x")
