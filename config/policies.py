@@ -18,10 +18,19 @@ class Role(StrEnum):
     police = "police"  # 警务人员
     women_fed = "women_fed"  # 妇联执委
     child_director = "child_director"  # 儿童主任
+    civil_affairs = "civil_affairs"  # 民政
+    procuratorate = "procuratorate"  # 检察院
 
 
 # Staff roles, per grid.
-STAFF_ROLES: Final[tuple[Role, ...]] = (Role.grid_worker, Role.police, Role.women_fed, Role.child_director)
+STAFF_ROLES: Final[tuple[Role, ...]] = (
+    Role.grid_worker,
+    Role.police,
+    Role.women_fed,
+    Role.child_director,
+    Role.civil_affairs,
+    Role.procuratorate,
+)
 
 # The escalation ladder: level 0 is the group and its head; then who is told at level 1, 2.
 LADDER: Final[tuple[Role, ...]] = (Role.grid_worker, Role.police)
@@ -79,6 +88,13 @@ ATTACH_WINDOW_S: Final[int] = 600
 REFERRAL_DEPARTMENTS: Final[tuple[str, ...]] = ("women", "civil", "procuratorate", "child")
 REFERRAL_DEFAULT_DAYS: Final[int] = 30
 REFERRAL_REMIND_BEFORE_DAYS: Final[int] = 3
+# The staff role that receives a referral to each department (the roster's grid fields of the same role).
+REFERRAL_ROLES: Final[dict[str, Role]] = {
+    "women": Role.women_fed,
+    "civil": Role.civil_affairs,
+    "procuratorate": Role.procuratorate,
+    "child": Role.child_director,
+}
 ESCALATION_TARGETS: Final[dict[str, Role]] = {
     "police": Role.police, "women": Role.women_fed, "child": Role.child_director
 }

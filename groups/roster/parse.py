@@ -219,6 +219,8 @@ def _parse_grid(check: _Checker, value: Any, path: str) -> GridSpec | None:
         police=staff["police"],
         women_fed=staff["women_fed"],
         child_director=staff["child_director"],
+        civil_affairs=staff["civil_affairs"],
+        procuratorate=staff["procuratorate"],
         head_ack_s=head_ack_s,
         worker_ack_s=worker_ack_s,
         groups=tuple(g for g in groups if g is not None),

@@ -14,8 +14,12 @@ STAFF_FIELDS: Final[dict[str, str]] = {
     "police": Role.police,
     "women_fed": Role.women_fed,
     "child_director": Role.child_director,
+    "civil_affairs": Role.civil_affairs,
+    "procuratorate": Role.procuratorate,
 }
-OPTIONAL_STAFF_FIELDS: Final[frozenset[str]] = frozenset({"women_fed", "child_director"})
+OPTIONAL_STAFF_FIELDS: Final[frozenset[str]] = frozenset(
+    {"women_fed", "child_director", "civil_affairs", "procuratorate"}
+)
 
 # Column limits of groups.model, checked here so a long name is a roster error, not a database error.
 MAX_KEY: Final[int] = 64
@@ -61,6 +65,8 @@ class GridSpec:
     police: tuple[str, ...]
     women_fed: tuple[str, ...] = ()
     child_director: tuple[str, ...] = ()
+    civil_affairs: tuple[str, ...] = ()
+    procuratorate: tuple[str, ...] = ()
     head_ack_s: int = DEFAULT_HEAD_ACK_S
     worker_ack_s: int = DEFAULT_WORKER_ACK_S
     groups: tuple[GroupSpec, ...] = ()
