@@ -345,7 +345,8 @@ BAD_FILES: dict[str, tuple[str, str]] = {
     ),
     "unknown role": (
         variant(lambda d: d["staff"].append({"key": "x1", "name": "某人", "role": "chief"})),
-        "staff[2].role: chief is not a staff role; use one of grid_worker, police, women_fed, child_director, civil_affairs, procuratorate.",
+        "staff[2].role: chief is not a staff role; use one of grid_worker, police, women_fed, child_director, "
+        "civil_affairs, procuratorate.",
     ),
     "escalation zero": (
         variant(lambda d: d["grids"][0].update(escalation={"head_ack_s": 0})),
