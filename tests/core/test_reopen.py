@@ -80,8 +80,8 @@ def test_an_sos_soon_after_cancelling_reopens_the_same_incident(village: Village
         assert len([r for r in found if r.purpose == "alert" and r.kind == "message"]) == 4  # m1, m3, m4, chat
         # The group post and the head's alert DM show the live state (one pending edit each: the cancel's,
         # rendered when sent, so the reopening adds none while it waits).
-        live = {r.id for r in found if r.kind == "message" and (r.group_id is not None or r.recipient_id == ids["m1"])
-                and r.purpose == "alert"}
+        live = {r.id or 0 for r in found if r.kind == "message" and r.purpose == "alert"
+                and (r.group_id is not None or r.recipient_id == ids["m1"])}
         edits = [r for r in found if r.kind == "edit"]
         assert sorted(r.payload["edit_of"] for r in edits) == sorted(live) and len(live) == 2
     # The reporter's confirmation is enqueued first.
