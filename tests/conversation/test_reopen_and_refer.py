@@ -139,6 +139,7 @@ def test_refer_tells_the_department_and_dates_are_local(chat: Chat) -> None:
     (case,) = chat.texts("w1", f"/case {n}")
     assert t("zh", "case.referral", department="民政", status="待答复", due="2026-12-03") in case
     assert t("zh", "case.referral", department="检察院", status="待答复", due="2026-11-28") in case
+    assert t("zh", "event.referred_detail", department="民政", days=10) in case
     (case_en,) = chat.texts("w1", f"/case {n}", language_code="en")
     assert "· civil affairs · open · due 2026-12-03" in case_en
     chat.texts("w1", f"/referral_done {n} 已安置")

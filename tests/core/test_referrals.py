@@ -4,6 +4,7 @@ incident's grid (never villagers); nobody there: recorded, and the referrer is t
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import Session, col, select
@@ -111,3 +112,21 @@ def test_case_lists_referrals_with_department_status_and_due_date(village: Villa
         s.commit()
         detail = cases.case_detail(s, village.actor(s, "w1"), n, T0 + timedelta(days=7))
     assert [(r["status"], r["note"]) for r in detail.referrals] == [("done", "answered"), ("done", "answered")]
+
+
+def test_reminders_count_days_in_the_timezone_the_due_date_is_shown_in(village: Village) -> None:
+    n = sos(village, "m2")
+    early = T0.replace(hour=0, minute=30)  # 08:30 in Shanghai
+    with village.session() as s:
+        referrals.refer(s, village.actor(s, "w1"), n, "civil", early, days=10)
+        s.commit()
+    # 16:30 UTC the day before the UTC due date is already 00:30 on the due day in Shanghai.
+    at = early + timedelta(days=9, hours=16)
+    with village.session() as s:
+        (soon,) = [s.get(Notification, i) for i in referrals.referral_reminders_due(s, at)]
+        assert soon is not None and soon.payload["due"] is False  # counted in UTC days
+        s.rollback()
+        (due,) = [s.get(Notification, i) for i in referrals.referral_reminders_due(s, at, ZoneInfo("Asia/Shanghai"))]
+        assert due is not None and due.payload["due"] is True
+        assert due.dedupe_key is not None and due.dedupe_key.endswith(f":{(early + timedelta(days=10)).date()}:"
+                                                                        f"{village.ids['w1']}")
