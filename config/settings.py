@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     # Handled-update ids and the payloads of delivered messages of closed incidents older than this are
     # pruned by the sweeper (incidents and their timelines are kept).
     retention_days: float = Field(default=30, gt=0)
+    # A reporter's new SOS within this many seconds of cancelling their last incident reopens it (same #N).
+    reopen_window_s: float = Field(default=600, ge=0)
+    # More than ``misuse_threshold`` SOS (new or reopened) by one member within ``misuse_window_s``: the head
+    # (private incidents: the grid workers) is told once per window; every SOS is still delivered.
+    misuse_threshold: int = Field(default=3, ge=1)
+    misuse_window_s: float = Field(default=3600, gt=0)
 
     @field_validator("telegram_api_url")
     @classmethod

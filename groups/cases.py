@@ -82,7 +82,7 @@ class CaseDetail:
     responses: list[tuple[str, str, datetime]]  # (name, kind, at)
     timeline: list[TimelineEntry]
     notifications: list[NotificationEntry]
-    referrals: list[dict[str, Any]]
+    referrals: list[dict[str, Any]]  # id, department, status (open | overdue | done), due_at, done_at, note
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,9 @@ def case_detail(session: Session, actor: Member, number: int, now: datetime) -> 
     rows = session.exec(
         select(Notification).where(Notification.incident_id == number).order_by(col(Notification.id))
     ).all()
-    referrals = session.exec(select(Referral).where(Referral.incident_id == number)).all()
+    referrals = session.exec(
+        select(Referral).where(Referral.incident_id == number).order_by(col(Referral.id))
+    ).all()
     return CaseDetail(
         summary=_summary(session, incident, group, now),
         text=incident.text,
@@ -175,10 +177,18 @@ def case_detail(session: Session, actor: Member, number: int, now: datetime) -> 
         timeline=[TimelineEntry(e.at, e.kind, _name(session, e.actor_id), e.detail) for e in events],
         notifications=[_entry(session, row, group) for row in rows],
         referrals=[
-            {"id": r.id, "department": r.department, "due_at": r.due_at, "done_at": r.done_at, "note": r.note}
+            {"id": r.id, "department": r.department, "status": _referral_status(r, now), "due_at": r.due_at,
+             "done_at": r.done_at, "note": r.note}
             for r in referrals
         ],
     )
+
+
+def _referral_status(referral: Referral, now: datetime) -> str:
+    """done once answered; overdue after its due time; open until then."""
+    if referral.done_at is not None:
+        return "done"
+    return "overdue" if now > referral.due_at else "open"
 
 
 def _entry(session: Session, row: Notification, group: HouseholdGroup) -> NotificationEntry:

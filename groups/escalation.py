@@ -123,6 +123,27 @@ def rearm_ladder(session: Session, incident: Incident, category: policies.Catego
     return effects
 
 
+def restart_ladder(session: Session, incident: Incident, category: policies.Category, now: datetime) -> Effects:
+    """A reopened incident: the ladder climbs again from the level it had reached, its next step counted
+    from ``now`` (those told before stay told; a deadline from the first raising would fire at once)."""
+    effects = Effects()
+    if (
+        incident.private
+        or not category.ladder
+        or incident.status != IncidentStatus.open
+        or incident.escalation_level >= TOP_LEVEL
+    ):
+        incident.next_escalation_at = None
+        session.add(incident)
+        return effects
+    grid = grid_of_group(session, incident_group(session, incident))
+    wait = grid.head_ack_s if incident.escalation_level == 0 else grid.worker_ack_s
+    incident.next_escalation_at = now + timedelta(seconds=wait)
+    session.add(incident)
+    effects.timers.append(Timer(ESCALATION_TIMER, incident_id(incident), incident.next_escalation_at))
+    return effects
+
+
 def escalation_due(session: Session, number: int, now: datetime) -> EscalationResult:
     """The timer fired: climb one step if the deadline has passed and nobody acknowledged."""
     try:

@@ -45,6 +45,7 @@ class Purpose(StrEnum):
     escalation = "escalation"
     closing = "closing"
     reminder = "reminder"
+    referral = "referral"  # a case handed to a department's staff (转介)
 
 
 class DeliveryStatus(StrEnum):

@@ -1,9 +1,10 @@
-"""转介: a grid worker refers a case to a department and is reminded until it is answered."""
+"""转介: a grid worker (or a private incident's officer) refers a case to a department: that department's
+staff in the incident's grid get the case summary; the referrer is reminded until it is answered."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -12,7 +13,7 @@ from config import policies
 from groups.directory import grid_staff, incident_group, member_id
 from groups.effects import Effects
 from groups.errors import UserError
-from groups.model import Incident, Member, Notification, Priority, Purpose, Referral, Role
+from groups.model import DeliveryStatus, Incident, Member, Notification, Priority, Purpose, Referral, Role
 from groups.outbox import add_event, notify_member, pending_ids
 from groups.permissions import authorize
 
@@ -21,17 +22,20 @@ MAX_DAYS = 365
 
 @dataclass(frozen=True)
 class ReferralResult:
+    """``told``: the department's staff the referral reaches. ``due_at`` is UTC: the face shows it as a
+    day in YIHU_TIMEZONE (``due`` is not among ``params``)."""
+
     incident_id: int
     referral_ids: tuple[int, ...]
     department: str | None
     due_at: datetime | None
     reply_key: str
     effects: Effects = field(default_factory=Effects)
+    told: int = 0
 
     @property
     def params(self) -> dict[str, Any]:
-        due = self.due_at.date().isoformat() if self.due_at is not None else None
-        return {"number": self.incident_id, "department": self.department, "due": due}
+        return {"number": self.incident_id, "department": self.department, "told": self.told}
 
 
 def refer(
@@ -42,7 +46,9 @@ def refer(
     now: datetime,
     days: int | str | None = policies.REFERRAL_DEFAULT_DAYS,
 ) -> ReferralResult:
-    """``/refer N women|civil|procuratorate|child [days]`` by a grid worker of the incident's grid.
+    """``/refer N women|civil|procuratorate|child [days]`` by a grid worker of the incident's grid (or the
+    officer of a private incident): the department's staff in that grid get a DM with the case summary.
+    When the department has nobody there the referral is still recorded and the referrer is told so.
 
     ``days`` may be the word the user typed (empty or None: the default)."""
     name = (department or "").strip().lower()
@@ -63,7 +69,18 @@ def refer(
     session.flush()
     assert referral.id is not None
     add_event(session, incident, "referred", now, actor=actor, detail=f"{name} {days}d")
-    return ReferralResult(number, (referral.id,), name, referral.due_at, "referred")
+    group = incident_group(session, incident)
+    office = grid_staff(session, group.grid_id, policies.REFERRAL_ROLES[name])
+    staff = [m for m in office if m.id != actor.id]  # an officer referring to their own department
+    payload = {"template": "referral", "referral_id": referral.id, "by": member_id(actor)}
+    rows = [
+        notify_member(session, incident, member, Purpose.referral, Priority.updates, payload,
+                      f"referral:{referral.id}:{member_id(member)}", now)
+        for member in staff
+    ]
+    told = sum(1 for row in rows if row is not None and row.status == DeliveryStatus.pending)
+    key = "referral_sent" if office else "referral_nobody"
+    return ReferralResult(number, (referral.id,), name, referral.due_at, key, Effects(pending_ids(rows)), told)
 
 
 def _days(value: int | str | None) -> int:
@@ -92,25 +109,27 @@ def referral_done(session: Session, actor: Member, number: int, note: str | None
     return ReferralResult(number, ids, None, None, "referral_done")
 
 
-def referral_reminders_due(session: Session, now: datetime) -> list[int]:
+def referral_reminders_due(session: Session, now: datetime, zone: tzinfo = UTC) -> list[int]:
     """Remind the grid workers of open referrals: once in the last days before the due date, then on the
-    due date and every day after until done (one reminder per referral, worker and day)."""
+    due date and every day after until done (one reminder per referral, worker and day; days in ``zone``,
+    the YIHU_TIMEZONE the due date is shown in)."""
     soon = now + timedelta(days=policies.REFERRAL_REMIND_BEFORE_DAYS)
     query = select(Referral).where(col(Referral.done_at).is_(None), Referral.due_at <= soon)
     rows: list[Notification | None] = []
     for referral in session.exec(query).all():
-        rows.extend(_remind(session, referral, now))
+        rows.extend(_remind(session, referral, now, zone))
     return pending_ids(rows)
 
 
-def _remind(session: Session, referral: Referral, now: datetime) -> list[Notification | None]:
+def _remind(session: Session, referral: Referral, now: datetime, zone: tzinfo) -> list[Notification | None]:
     incident = session.get(Incident, referral.incident_id)
     if incident is None:
         return []
     group = incident_group(session, incident)
-    due = now.date() >= referral.due_at.date()
-    # Before the due date one reminder is enough; from the due date on, one a day (UTC days).
-    stamp = now.date().isoformat() if due else "soon"
+    today = now.astimezone(zone).date()
+    due = today >= referral.due_at.astimezone(zone).date()
+    # Before the due date one reminder is enough; from the due date on, one a day.
+    stamp = today.isoformat() if due else "soon"
     payload = {"template": "referral_reminder", "referral_id": referral.id, "due": due}
     return [
         notify_member(

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import redis
 from rq import Queue
@@ -115,7 +116,7 @@ def remind_referrals(connection: redis.Redis, now: datetime | None = None, *, fo
         return 0
     ctx = context.current()
     with session_scope(ctx.engine) as session:
-        ids = referral_reminders_due(session, now or utcnow())
+        ids = referral_reminders_due(session, now or utcnow(), ZoneInfo(ctx.settings.timezone))
     if ids:
         log.info("queued %d referral reminder(s)", len(ids))
         enqueue_notifications(ctx.redis, ids, engine=ctx.engine)

@@ -137,6 +137,13 @@ def _render_template(
                      category=category_label(language, facts.incident.category)), None
         case "referral_reminder":
             return _referral_reminder(session, payload, number, language, settings), None
+        case "referral":
+            return _referral(session, payload, facts, language, settings), None
+        case "reopened":
+            return t(language, "reopened.notice", id=number, name=facts.reporter.name if facts.reporter else "?",
+                     household=facts.household.label if facts.household else "-"), facts.buttons()
+        case "misuse":
+            return _misuse(session, payload, number, language), None
     raise ValueError(f"unknown template {template!r} in notification {notification.id}")
 
 
@@ -151,6 +158,9 @@ def _confirmation(
     private = bool(payload.get("recipients"))
     if told == 0:
         return t(language, "confirm.nobody", id=facts.id), None
+    if payload.get("reopened"):
+        key = "confirm.reopened_private" if private else "confirm.reopened"
+        return t(language, key, id=facts.id, category=category, told=told), None
     if payload.get("joined"):
         key = "confirm.joined_private" if private else "confirm.joined"
         return t(language, key, id=facts.id, told=told), None
@@ -219,3 +229,25 @@ def _referral_reminder(
     key = "referral.overdue" if payload.get("due") else "referral.reminder"
     return t(language, key, id=number, department=t(language, f"department.{referral.department}"),
              due=local_time(referral.due_at, settings, "%Y-%m-%d"))
+
+
+def _referral(
+    session: Session, payload: dict[str, Any], facts: IncidentFacts, language: Language, settings: Settings
+) -> str:
+    """The department's staff get the case summary (staff only: a private incident's category is shown)."""
+    referral = session.get(Referral, payload.get("referral_id"))
+    if referral is None:
+        return t(language, "error.generic")
+    by = session.get(Member, payload.get("by")) if payload.get("by") else None
+    head = t(language, "referral.dm", id=facts.id, by=by.name if by else "?",
+             department=t(language, f"department.{referral.department}"),
+             due=local_time(referral.due_at, settings, "%Y-%m-%d"))
+    return cut(head + "\n\n" + facts.alert_text(language, settings, facts.incident.private))
+
+
+def _misuse(session: Session, payload: dict[str, Any], number: int, language: Language) -> str:
+    member = session.get(Member, payload.get("member_id"))
+    household = session.get(Household, member.household_id) if member and member.household_id else None
+    return t(language, "misuse.notice", name=member.name if member else "?",
+             household=household.label if household else "-", count=int(payload.get("count", 0)),
+             window=duration(int(payload.get("window_s", 0)), language), id=number)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.render.format import category_label, join_names, waiting
+from bot.render.format import category_label, join_names, local_time, waiting
 from bot.render.texts import cut, t
 from bot.render.timeline import event_line
 from config.settings import Language, Settings
@@ -48,6 +48,26 @@ def case_text(language: Language, detail: Any, settings: Settings) -> str:
     failed = [n.recipient for n in detail.notifications if n.status in ("failed", "unreachable")]
     if failed:
         lines.append(t(language, "case.failed", names=join_names(language, dict.fromkeys(failed))))
+    lines += _referral_lines(language, detail.referrals, settings)
     lines += ["", t(language, "case.timeline")]
     lines += [event_line(language, settings, e.at, e.kind, e.actor, e.detail) for e in detail.timeline]
     return cut("\n".join(lines))
+
+
+def _referral_lines(language: Language, referrals: Sequence[dict[str, Any]], settings: Settings) -> list[str]:
+    """Each referral with its department, status and due date (dates in YIHU_TIMEZONE)."""
+    if not referrals:
+        return []
+    lines = ["", t(language, "case.referrals")]
+    for referral in referrals:
+        department = t(language, f"department.{referral['department']}")
+        if referral["done_at"] is not None:
+            lines.append(t(language, "case.referral_answered", department=department,
+                           done=local_time(referral["done_at"], settings, "%Y-%m-%d")))
+        else:
+            lines.append(t(language, "case.referral", department=department,
+                           status=t(language, f"referral_status.{referral['status']}"),
+                           due=local_time(referral["due_at"], settings, "%Y-%m-%d")))
+        if referral.get("note"):
+            lines.append(t(language, "case.referral_note", note=referral["note"]))
+    return lines

@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from bot.render.format import category_label, join_names, local_time
 from bot.render.texts import t
-from config.policies import CATEGORIES, ESCALATION_TARGETS, TOP_LEVEL, ladder_role
+from config.policies import CATEGORIES, ESCALATION_TARGETS, REFERRAL_ROLES, TOP_LEVEL, ladder_role
 from config.settings import Language, Settings
 from groups.model import IncidentEvent, Member, ResponseKind
 
@@ -47,4 +47,9 @@ def _event_detail(language: Language, kind: str, detail: str | None) -> str:
             return join_names(language, (t(language, f"attachment.kind.{k}") for k in detail.split()))
         case "acknowledged":
             return ""
+        case "referred":
+            department, _, days = detail.partition(" ")  # "civil 10d"
+            if department in REFERRAL_ROLES and days.removesuffix("d").isdigit():
+                return t(language, "event.referred_detail", department=t(language, f"department.{department}"),
+                         days=days.removesuffix("d"))
     return detail

@@ -35,7 +35,7 @@ def test_an_officer_works_the_private_incidents_of_their_category(village: Villa
         assert cases.case_detail(s, f1, violence, LATER).summary.incident_id == violence
         assert cases.acknowledge(s, f1, violence, LATER).reply_key == "acknowledged"
         referred = referrals.refer(s, f1, violence, "women", LATER, days="10")
-        assert referred.reply_key == "referred"
+        assert referred.reply_key == "referral_sent"
         assert referrals.referral_done(s, f1, violence, "已答复", LATER).reply_key == "referral_done"
         assert cases.resolve(s, f1, violence, "已安置", LATER).reply_key == "resolved"
         s.commit()

@@ -122,6 +122,8 @@ def say(key: str, params: dict[str, object]) -> str:
     """The catalogue text for ``key`` in both languages (fails if a placeholder has no value); returns zh."""
     texts = []
     for language in ("en", "zh"):
-        catalogue = yaml.safe_load((LOCALES / language / "core.yaml").read_text(encoding="utf-8"))
+        catalogue: dict[str, str] = {}
+        for name in ("core.yaml", "core2.yaml"):
+            catalogue.update(yaml.safe_load((LOCALES / language / name).read_text(encoding="utf-8")))
         texts.append(str(catalogue[key].format(**params)))
     return texts[-1]

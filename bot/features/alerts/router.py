@@ -18,8 +18,16 @@ if TYPE_CHECKING:
 router = Router("alerts")
 
 
-def _raise(turn: Turn, category: str | None, text: str | None, location: tuple[float, float] | None = None) -> int:
-    result = alerts.raise_alert(turn.session, turn.member(), turn.now, category, text, location)
+def _raise(
+    conversation: Conversation,
+    turn: Turn,
+    category: str | None,
+    text: str | None,
+    location: tuple[float, float] | None = None,
+) -> int:
+    result = alerts.raise_alert(
+        turn.session, turn.member(), turn.now, category, text, location, settings=conversation.ports.settings
+    )
     turn.effects.extend(result.effects)
     return result.incident_id
 
@@ -33,7 +41,7 @@ def sos_in_group(conversation: Conversation, turn: Turn, args: str) -> None:
 def sos(conversation: Conversation, turn: Turn, args: str) -> None:
     """``/sos [category] [text]``: raised at once; the confirmation comes from the outbox."""
     word, _, rest = args.partition(" ")
-    _raise(turn, word or None, rest or None)
+    _raise(conversation, turn, word or None, rest or None)
 
 
 @router.command("cancel")
@@ -51,7 +59,7 @@ def _is_sos(turn: Turn) -> bool:
 @router.text(_is_sos)
 def sos_text(conversation: Conversation, turn: Turn) -> None:
     """``6995`` or the SOS button."""
-    _raise(turn, None, None)
+    _raise(conversation, turn, None, None)
 
 
 @router.otherwise
@@ -114,10 +122,10 @@ def press_sos(conversation: Conversation, turn: Turn, press: SendAsSos) -> None:
     incoming = turn.incoming
     assert incoming.user_id is not None
     if press.location is not None:
-        _raise(turn, None, None, press.location)
+        _raise(conversation, turn, None, None, press.location)
     else:
         assert press.voice_message_id is not None
-        _raise(turn, None, None)
+        _raise(conversation, turn, None, None)
         voice = (incoming.user_id, press.voice_message_id)
         result = alerts.attach(turn.session, turn.member(), turn.now, voice=voice)
         turn.effects.extend(result.effects if result is not None else Effects())

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.conversation import Reply, Router, Turn
 from bot.features.cases.payloads import ACK, ESCALATE, Ack, Escalate
+from bot.render.format import local_time
 from bot.render.replies import case_text, cases_text
 from bot.render.texts import t
 from groups import cases, escalation, referrals
@@ -81,9 +82,18 @@ def _escalate(turn: Turn, number: int, rest: str) -> Any:
     return escalation.escalate_manual(turn.session, turn.member(), number, target, reason.strip() or None, turn.now)
 
 
-def _refer(turn: Turn, number: int, rest: str) -> Any:
-    department, _, days = rest.partition(" ")
-    return referrals.refer(turn.session, turn.member(), number, department, turn.now, days=days)
+@router.command("refer")
+def refer(conversation: Conversation, turn: Turn, args: str) -> None:
+    """``/refer N department [days]``: the reply names the due date as a day in YIHU_TIMEZONE."""
+    parsed = _number(turn, "refer", args)
+    if parsed is None:
+        return
+    department, _, days = parsed[1].partition(" ")
+    result = referrals.refer(turn.session, turn.member(), parsed[0], department, turn.now, days=days)
+    turn.effects.extend(result.effects)
+    assert result.due_at is not None
+    due = local_time(result.due_at, conversation.ports.settings, "%Y-%m-%d")
+    turn.reply(result.reply_key, **_localized(turn, result.params), due=due)
 
 
 router.command("ack")(
@@ -98,7 +108,6 @@ router.command("false")(
     )
 )
 router.command("escalate")(_command("escalate", _escalate))
-router.command("refer")(_command("refer", _refer))
 router.command("referral_done")(
     _command(
         "referral_done",
