@@ -79,7 +79,8 @@ def refer(
         for member in staff
     ]
     told = sum(1 for row in rows if row is not None and row.status == DeliveryStatus.pending)
-    key = "referral_sent" if office else "referral_nobody"
+    # Nobody of the department reachable (none in the grid, or none linked): the referrer must call them.
+    key = "referral_sent" if told or len(staff) < len(office) else "referral_nobody"
     return ReferralResult(number, (referral.id,), name, referral.due_at, key, Effects(pending_ids(rows)), told)
 
 

@@ -105,3 +105,11 @@ def test_help_of_the_private_case_officers_lists_their_commands(chat: Chat) -> N
         for command in ("/cases", "/case N", "/ack N", "/resolve N", "/refer N", "/referral_done N"):
             assert command in officer_help, (key, command)
         assert "/escalate" not in officer_help and "/false" not in officer_help
+
+
+def test_help_of_the_referral_departments_says_what_they_receive(chat: Chat) -> None:
+    chat.link("ca1", "pr1")
+    for key in ("ca1", "pr1"):
+        (department_help,) = chat.texts(key, "/help")
+        assert "转介" in department_help and "/referral_done" in department_help, key
+        assert "/cases" not in department_help and "/ack" not in department_help

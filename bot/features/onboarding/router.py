@@ -67,6 +67,8 @@ def help_(conversation: Conversation, turn: Turn, args: str) -> None:
         parts.append(t(turn.language, "help.police"))
     if roles & {"women_fed", "child_director"}:
         parts.append(t(turn.language, "help.officer"))
+    if roles & {"civil_affairs", "procuratorate"}:
+        parts.append(t(turn.language, "help.department"))
     turn.outcome.replies.append(Reply("\n\n".join(parts), sos_keyboard(turn.language)))
 
 
