@@ -45,6 +45,7 @@ REPORTER_FIELDS: Final[frozenset[str]] = frozenset({"text", "latitude", "longitu
 # Payload fields that hold what the acting member (payload "by") wrote: a closing note, an escalation reason.
 ACTOR_FIELDS: Final[tuple[str, ...]] = ("note", "reason")
 _UNSENT: Final[tuple[str, ...]] = (DeliveryStatus.pending.value, DeliveryStatus.sending.value)
+WITHHELD: Final[str] = "withheld: personal data erased"
 
 
 @dataclass
@@ -97,6 +98,7 @@ def forget_member(session: Session, key: str, now: datetime, *, force: bool = Fa
     written = _erase_events(session, mid, result)
     _erase_referral_notes(session, written, result)
     _erase_payloads(session, mid, result.incidents, {n for n, _ in written}, result)
+    _erase_addresses(session, mid, result)
     member.name = ERASED_NAME
     member.phone = None
     member.telegram_user_id = None
@@ -164,6 +166,19 @@ def _erase_referral_notes(session: Session, written: list[tuple[int, datetime]],
             result.notes += 1
 
 
+def _erase_addresses(session: Session, mid: int, result: ErasureResult) -> None:
+    """Rows addressed to the member keep who was told (the key) but not their Telegram chat; those not yet
+    sent are withheld (there is no one left to send them to)."""
+    query = select(Notification).where(Notification.recipient_id == mid, col(Notification.chat_id).is_not(None))
+    for row in session.exec(query).all():
+        row.chat_id = None
+        if row.status in _UNSENT:
+            row.status = DeliveryStatus.failed.value
+            row.last_error = WITHHELD
+            result.withheld += 1
+        session.add(row)
+
+
 def _erase_payloads(
     session: Session,
     mid: int,
@@ -186,7 +201,7 @@ def _erase_payloads(
         if theirs:
             if row.status in _UNSENT:
                 row.status = DeliveryStatus.failed.value
-                row.last_error = "withheld: the sender's data was erased"
+                row.last_error = WITHHELD
                 result.withheld += 1
             row.payload = {}
         elif payload.get("by") == mid and any(payload.get(name) for name in ACTOR_FIELDS):
