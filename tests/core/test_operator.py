@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import inspect, text
@@ -16,6 +15,7 @@ from bot.render import render_notification
 from bot.render.format import person
 from config.settings import Settings
 from groups import alerts, cases, escalation, referrals
+from groups.db import get_engine, session_scope
 from groups.erasure import ERASED_NAME, forget_member
 from groups.errors import UserError
 from groups.model import DeliveryStatus, HouseholdGroup, Incident, IncidentEvent, Member, Notification, Referral
@@ -194,8 +194,6 @@ def test_forget_is_refused_while_a_case_is_open_unless_forced(village: Village) 
 
 def test_a_roster_import_keeps_a_forgotten_key_erased(database_url: str) -> None:
     engine_url = database_url
-    from groups.db import get_engine, session_scope
-
     roster_text = (DATA / "roster.yaml").read_text(encoding="utf-8")
     with session_scope(get_engine(engine_url)) as s:
         import_roster(s, parse_roster(roster_text))
@@ -213,10 +211,6 @@ def test_a_roster_import_keeps_a_forgotten_key_erased(database_url: str) -> None
     assert (m2.name, m2.phone, m2.active) == (ERASED_NAME, None, False) and m2.erased_at is not None
     # Nothing else in the file was held back.
     assert summary.members.updated >= 1 and any(m.name == "王五五" for m in members.values())
-
-
-def _names(data: dict[str, Any]) -> dict[str, str]:
-    return {m["key"]: m["name"] for m in data["members"]}
 
 
 def test_relink_forgets_the_account_and_the_old_token(village: Village) -> None:
