@@ -4,7 +4,7 @@ of the invite and incident listings. Plain strings in, plain strings out: no ter
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -55,15 +55,16 @@ def _deliveries(view: dict[str, Any]) -> str:
     return f"{sent}/{len(notifications)}"
 
 
-def incidents_table(views: Sequence[dict[str, Any]]) -> str:
-    """One line per incident (``groups.views.list_incidents``)."""
+def incidents_table(views: Sequence[dict[str, Any]], erased: Callable[[str], str] = str) -> str:
+    """One line per incident (``groups.views.list_incidents``); ``erased`` marks a reporter whose personal
+    data was erased (``m5 (erased)``)."""
     rows = [
         [
             f"#{v['id']}",
             v["status"],
             v["category"],
             v["group"],
-            v["reporter"],
+            erased(v["reporter"]) if v["reporter"] in v.get("erased", ()) else v["reporter"],
             (v["created_at"] or "")[:19].replace("T", " "),
             v["escalation_level"],
             v["acknowledged_by"],

@@ -125,6 +125,8 @@ class Member(SQLModel, table=True):
     linked_at: datetime | None = None
     unreachable_at: datetime | None = None  # 403 from Telegram: never started / blocked
     active: bool = True
+    # ``yihu members forget``: personal data erased; the key stays for history and stays erased.
+    erased_at: datetime | None = None
 
 
 class GridStaff(SQLModel, table=True):

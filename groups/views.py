@@ -57,6 +57,7 @@ class _Names:
     keys: dict[int | None, str]
     groups: dict[int | None, HouseholdGroup]
     grids: dict[int | None, str]
+    erased: frozenset[int | None] = frozenset()  # members forgotten (yihu members forget)
 
     def recipient(self, n: Notification) -> str | None:
         if n.recipient_id is not None:
@@ -84,10 +85,12 @@ def _names(
     member_ids.update(r.member_id for r in responses)
     member_ids.update(n.recipient_id for n in notifications if n.recipient_id is not None)
     group_ids.update(n.group_id for n in notifications if n.group_id is not None)
-    keys = {m.id: m.key for m in _load(session, Member, Member.id, member_ids)}
+    members = _load(session, Member, Member.id, member_ids)
+    keys = {m.id: m.key for m in members}
+    erased = frozenset(m.id for m in members if m.erased_at is not None)
     groups = {g.id: g for g in _load(session, HouseholdGroup, HouseholdGroup.id, group_ids)}
     grids = {g.id: g.code for g in _load(session, Grid, Grid.id, {g.grid_id for g in groups.values()})}
-    return _Names(keys, groups, grids)
+    return _Names(keys, groups, grids, erased)
 
 
 def _by_incident(
@@ -125,6 +128,8 @@ def _view(incident: Incident, related: dict[str, list[Any]], names: _Names) -> d
         "longitude": incident.longitude,
         "closed_at": iso(incident.closed_at),
         "closed_by": keys.get(incident.closed_by_id) if incident.closed_by_id else None,
+        # Keys of the people named here whose personal data was erased: shown as "erased" (已删除).
+        "erased": sorted(keys[i] for i in names.erased & _named(incident, related) if i in keys),
         "responses": [
             {"member": keys.get(r.member_id), "kind": str(r.kind), "at": iso(r.at)} for r in related["responses"]
         ],
@@ -150,6 +155,14 @@ def _view(incident: Incident, related: dict[str, list[Any]], names: _Names) -> d
             for n in related["notifications"]
         ],
     }
+
+
+def _named(incident: Incident, related: dict[str, list[Any]]) -> set[int | None]:
+    named: set[int | None] = {incident.reporter_id, incident.acknowledged_by_id, incident.closed_by_id}
+    named.update(e.actor_id for e in related["events"])
+    named.update(r.member_id for r in related["responses"])
+    named.update(n.recipient_id for n in related["notifications"])
+    return named
 
 
 def incident_views(session: Session, incidents: Sequence[Incident]) -> list[dict[str, Any]]:

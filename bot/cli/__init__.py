@@ -3,8 +3,9 @@
 Importing this package imports no Telegram library and no database driver: each command loads what it
 needs, so ``yihu --help`` is instant and the process serving one role carries only that role's weight.
 
-``common`` holds what the commands share, ``data`` the commands on the data (db, roster, invites,
-incidents), ``services`` the long-running ones (run, bot, worker, demo); this module puts them
+``common`` holds what the commands share, ``messages`` what they say (in ``YIHU_LANGUAGE``), ``data``
+the commands on the data (db, roster, invites, incidents), ``operator`` the operator's day two (members,
+groups, backup), ``services`` the long-running ones (run, bot, worker, demo); this module puts them
 together in the order ``yihu --help`` lists them.
 """
 
@@ -16,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli import data, services
+from bot.cli import data, operator, services
 
 app = typer.Typer(
     name="yihu",
@@ -29,6 +30,9 @@ app.add_typer(data.db_app, name="db")
 app.add_typer(data.roster_app, name="roster")
 app.command("invites")(data.invites)
 app.command("incidents")(data.incidents)
+app.add_typer(operator.members_app, name="members")
+app.add_typer(operator.groups_app, name="groups")
+app.command("backup")(operator.backup)
 app.command("run")(services.run)
 app.command("bot")(services.bot_command)
 app.command("worker")(services.worker_command)

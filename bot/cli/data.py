@@ -18,6 +18,7 @@ from bot.cli.common import (
     print_json,
     session,
 )
+from bot.cli.messages import roster_problem, say
 from bot.tables import groups_table, incidents_table, members_table
 
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
@@ -43,7 +44,7 @@ def db_upgrade() -> None:
     """Apply every database migration (safe to repeat; other commands do this by themselves)."""
     settings = load_settings()
     database(settings)
-    typer.echo("database is up to date", err=True)
+    typer.echo(say("cli.db_up_to_date"), err=True)
 
 
 # --- roster -----------------------------------------------------------------------------------------
@@ -63,18 +64,21 @@ def roster_import(
     try:
         roster = parse_roster(file.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
-        fail(f"{file}: not UTF-8 text.")
+        fail(say("cli.not_utf8", file=file))
     except RosterError as exc:
-        for error in exc.errors:
-            typer.echo(f"{file}: {error}", err=True)
-        fail(f"{file}: {len(exc.errors)} error(s); nothing was imported.")
+        for problem in exc.problems:
+            typer.echo(f"{file}: {roster_problem(problem)}", err=True)
+        fail(say("cli.roster_failed", file=file, count=len(exc.problems)))
     settings = load_settings()
     with session(settings) as db_session:
         summary = import_roster(db_session, roster)
-    for line in summary.lines():
-        typer.echo(line)
+    for kind, counts in summary.kinds().items():
+        typer.echo(say("cli.roster_counts", kind=say(f"cli.roster_kind.{kind}"), created=counts.created,
+                       updated=counts.updated, unchanged=counts.unchanged, deactivated=counts.deactivated))
+    for key in summary.erased:
+        typer.echo(say("cli.roster_erased_kept", member=key), err=True)
     if not summary.changed:
-        typer.echo("nothing changed")
+        typer.echo(say("cli.nothing_changed"))
 
 
 @roster_app.command("export")
@@ -94,7 +98,7 @@ def roster_export(
         typer.echo(text, nl=False)
     else:
         file.write_text(text, encoding="utf-8")
-        typer.echo(f"roster written to {file}", err=True)
+        typer.echo(say("cli.roster_written", file=file), err=True)
 
 
 # --- listings ---------------------------------------------------------------------------------------
@@ -135,6 +139,6 @@ def incidents(
         print_json(views)
         return
     if not views:
-        typer.echo("no incidents")
+        typer.echo(say("cli.no_incidents"))
         return
-    typer.echo(incidents_table(views))
+    typer.echo(incidents_table(views, lambda key: say("cli.erased_mark", member=key)))

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from bot.cli.common import database, fail, handle_missing_setting, load_settings
+from bot.cli.messages import say
 
 
 def _service_logging() -> None:
@@ -43,8 +44,7 @@ def bot_command() -> None:
     settings = load_settings()
     settings.require_token()
     if not settings.redis_url:
-        fail("`yihu bot` runs beside separate workers and needs their Redis: set YIHU_REDIS_URL "
-             "(or use `yihu run`, which starts everything).", 2)
+        fail(say("cli.bot_needs_redis"), 2)
     _service_logging()
     run_bot(settings, settings.redis_url)
 
@@ -59,7 +59,7 @@ def worker_command(
     settings = load_settings()
     settings.require_token()
     if not settings.redis_url:
-        fail("`yihu worker` needs the Redis the bot uses: set YIHU_REDIS_URL (or use `yihu run`).", 2)
+        fail(say("cli.worker_needs_redis"), 2)
     _service_logging()
     database(settings)
     run_worker_process(settings, burst=burst)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from bot.render.format import category_label, join_names, local_time
+from bot.render.format import category_label, join_names, local_time, person
 from bot.render.keyboards import response_buttons
 from bot.render.texts import cut, t
 from config.settings import Language, Settings
@@ -42,7 +42,7 @@ class IncidentFacts:
         title = "alert.title_private" if confidential or incident.private else "alert.title"
         lines = [t(language, title, id=self.id, category=category)]
         lines.append(t(language, "alert.reporter",
-                       name=self.reporter.name if self.reporter else "?",
+                       name=person(language, self.reporter),
                        household=self.household.label if self.household else "-",
                        group=self.group.name if self.group else "-"))
         if self.reporter and self.reporter.phone:
@@ -55,7 +55,7 @@ class IncidentFacts:
         lines.append(t(language, "alert.time", time=local_time(incident.created_at, settings)))
         lines.extend(self.tally_lines(language))
         if self.owner is not None:
-            lines.append(t(language, "alert.owner", name=self.owner.name))
+            lines.append(t(language, "alert.owner", name=person(language, self.owner)))
         if incident.status not in OPEN_STATUSES:
             lines.append(t(language, "alert.closed", status=t(language, f"status.{incident.status}")))
         return cut("\n".join(lines))
@@ -67,7 +67,7 @@ class IncidentFacts:
         names: dict[str, list[str]] = {kind.value: [] for kind in ResponseKind}
         for response, member in self.responses:
             counts[response.kind] = counts.get(response.kind, 0) + 1
-            names.setdefault(response.kind, []).append(member.name)
+            names.setdefault(response.kind, []).append(person(language, member))
         lines = ["", t(language, "alert.tally", **counts)]
         for kind, people in names.items():
             if people:

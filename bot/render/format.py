@@ -25,6 +25,13 @@ def member_language(member: Member | None, settings: Settings) -> Language:
     return pick_language(member.language_code if member else None, settings.language)
 
 
+def person(language: Language, member: Member | None) -> str:
+    """A member's name as shown; "已删除 / erased" once their data was erased (yihu members forget)."""
+    if member is None:
+        return "?"
+    return t(language, "person.erased") if member.erased_at is not None else member.name
+
+
 def join_names(language: Language, names: Iterable[str]) -> str:
     """A list of names as written in ``language`` (张三、李四 / Zhang, Li)."""
     return ("、" if language == "zh" else ", ").join(names)

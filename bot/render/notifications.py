@@ -12,7 +12,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from bot.render.facts import IncidentFacts
-from bot.render.format import category_label, duration, local_time, member_language
+from bot.render.format import category_label, duration, local_time, member_language, person
 from bot.render.keyboards import category_buttons, escalation_buttons
 from bot.render.texts import cut, t
 from bot.render.timeline import timeline_line
@@ -112,17 +112,17 @@ def _render_template(
         case "response":
             responder = session.get(Member, payload.get("responder_id"))
             kind = payload.get("kind", "coming")
-            return t(language, f"response.to_reporter.{kind}", name=responder.name if responder else "?",
+            return t(language, f"response.to_reporter.{kind}", name=person(language, responder),
                      id=number), None
         case "unreachable":
             return _unreachable(session, payload, number, language), None
         case "attachment_text":
             return cut(t(language, "attachment.text", id=number,
-                         name=facts.reporter.name if facts.reporter else "?", text=payload.get("text", ""))), None
+                         name=person(language, facts.reporter), text=payload.get("text", ""))), None
         case "acknowledged":
             owner = session.get(Member, payload.get("by"))
             role = _role_of(session, owner, facts)
-            return t(language, "ack.owner", id=number, name=owner.name if owner else "?",
+            return t(language, "ack.owner", id=number, name=person(language, owner),
                      role=t(language, f"role.{role}")), None
         case "escalation":
             return _escalation(session, payload, facts, language, settings)
@@ -181,7 +181,7 @@ def _unreachable(session: Session, payload: dict[str, Any], number: int, languag
         if member is None:
             continue
         household = session.get(Household, member.household_id) if member.household_id else None
-        lines.append(t(language, "unreachable.line", name=member.name,
+        lines.append(t(language, "unreachable.line", name=person(language, member),
                        household=household.label if household else "-", phone=member.phone or ""))
     return cut("\n".join(lines))
 
@@ -201,7 +201,7 @@ def _escalation(
     level = int(payload.get("level", incident.escalation_level))
     if payload.get("manual"):
         by = session.get(Member, payload.get("by")) if payload.get("by") else None
-        reason = t(language, "escalation.manual", name=by.name if by else "?")
+        reason = t(language, "escalation.manual", name=person(language, by))
         if payload.get("reason"):
             reason += f" — {payload['reason']}"
     else:

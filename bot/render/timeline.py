@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot.render.format import category_label, join_names, local_time
+from bot.render.format import category_label, join_names, local_time, person
 from bot.render.texts import t
 from config.policies import CATEGORIES, ESCALATION_TARGETS, REFERRAL_ROLES, TOP_LEVEL, ladder_role
 from config.settings import Language, Settings
@@ -17,7 +17,8 @@ RESPONSE_KINDS = frozenset(kind.value for kind in ResponseKind)
 
 def timeline_line(session: Session, event: IncidentEvent, language: Language, settings: Settings) -> str:
     actor = session.get(Member, event.actor_id) if event.actor_id else None
-    return event_line(language, settings, event.at, event.kind, actor.name if actor else None, event.detail)
+    name = person(language, actor) if actor else None
+    return event_line(language, settings, event.at, event.kind, name, event.detail)
 
 
 def event_line(

@@ -18,6 +18,7 @@ from groups.roster.spec import (
     MemberSpec,
     Roster,
     RosterError,
+    RosterProblem,
     StaffSpec,
 )
 from groups.roster.sync import ImportSummary, KindCounts, import_roster, new_bind_code, new_invite_token
@@ -33,6 +34,7 @@ __all__ = [
     "MemberSpec",
     "Roster",
     "RosterError",
+    "RosterProblem",
     "StaffSpec",
     "export_roster",
     "import_roster",

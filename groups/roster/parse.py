@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from importlib import resources
 from typing import Any
 
@@ -22,6 +22,7 @@ from groups.roster.spec import (
     MemberSpec,
     Roster,
     RosterError,
+    RosterProblem,
     StaffSpec,
 )
 
@@ -30,15 +31,21 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """A safe loader that refuses a mapping naming the same field twice (PyYAML keeps the last silently)."""
 
 
+class _DuplicateField(yaml.constructor.ConstructorError):
+    """A mapping naming ``field`` twice (reported as its own roster problem, not PyYAML's words)."""
+
+    def __init__(self, name: Any, mark: yaml.Mark | None) -> None:
+        super().__init__(None, None, f"the field {name!r} appears twice in one mapping", mark)
+        self.name = name
+
+
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     loader.flatten_mapping(node)
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
         if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"the field {key!r} appears twice in one mapping", key_node.start_mark
-            )
+            raise _DuplicateField(key, key_node.start_mark)
         seen.add(key)
     return dict(loader.construct_pairs(node))
 
@@ -46,28 +53,34 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _yaml_error(exc: yaml.YAMLError) -> str:
+def _yaml_error(exc: yaml.YAMLError) -> RosterProblem:
+    """PyYAML's own words for the problem (English), placed by line and column."""
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
+    if isinstance(exc, _DuplicateField) and mark is not None:
+        return RosterProblem(None, "roster.duplicate_field", {"line": mark.line + 1, "column": mark.column + 1,
+                                                               "field": str(exc.name)})
     if mark is not None:
-        return f"line {mark.line + 1}, column {mark.column + 1}: YAML syntax error: {problem}."
-    return f"YAML syntax error: {problem}."
+        return RosterProblem(None, "roster.yaml_syntax_at", {"line": mark.line + 1, "column": mark.column + 1,
+                                                              "problem": problem})
+    return RosterProblem(None, "roster.yaml_syntax", {"problem": problem})
 
 
 def _kind(value: Any) -> str:
+    """The kind of a value, a catalogue key ``roster.kind.<kind>``."""
     if value is None:
-        return "nothing"
+        return "none"
     if isinstance(value, bool):
-        return "true/false"
+        return "bool"
     if isinstance(value, int | float):
-        return "a number"
+        return "number"
     if isinstance(value, str):
         return "text"
     if isinstance(value, list):
-        return "a list"
+        return "list"
     if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
+        return "mapping"
+    return "other"
 
 
 def _join(path: str, name: str) -> str:
@@ -79,41 +92,40 @@ class _Checker:
     """Collects errors while walking the parsed YAML; every method returns None where a value is bad."""
 
     def __init__(self) -> None:
-        self.errors: list[str] = []
+        self.errors: list[RosterProblem] = []
 
-    def error(self, path: str, message: str) -> None:
-        self.errors.append(f"{path}: {message}")
+    def error(self, path: str, text_key: str, **params: Any) -> None:
+        self.errors.append(RosterProblem(path, f"roster.{text_key}", params))
 
     def mapping(self, value: Any, path: str, allowed: Iterable[str]) -> dict[str, Any] | None:
         if not isinstance(value, dict):
-            self.error(path, f"must be a mapping, not {_kind(value)}.")
+            self.error(path, "not_mapping", kind=_kind(value))
             return None
         allowed_set = set(allowed)
         for name in value:
             if name not in allowed_set:
-                names = ", ".join(sorted(allowed_set))
-                self.error(_join(path, name), f"unknown field (expected one of {names}).")
+                self.error(_join(path, name), "unknown_field", expected=", ".join(sorted(allowed_set)))
         return value
 
     def text(self, data: dict[str, Any], name: str, path: str, limit: int, *, required: bool = True) -> str | None:
         where = _join(path, name)
         if name not in data or data[name] is None:
             if required:
-                self.error(where, "missing required field.")
+                self.error(where, "missing")
             return None
         value = data[name]
         # An unquoted phone number reads as an integer; it is still the same phone number.
         if name == "phone" and isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str):
-            self.error(where, f"must be text, not {_kind(value)}.")
+            self.error(where, "not_text", kind=_kind(value))
             return None
         value = value.strip()
         if not value:
-            self.error(where, "must not be empty.")
+            self.error(where, "empty_text")
             return None
         if len(value) > limit:
-            self.error(where, f"is {len(value)} characters long; at most {limit} are allowed.")
+            self.error(where, "too_long", length=len(value), limit=limit)
             return None
         return value
 
@@ -121,11 +133,11 @@ class _Checker:
         where = _join(path, name)
         if name not in data or data[name] is None:
             if required:
-                self.error(where, "missing required field.")
+                self.error(where, "missing")
             return None
         value = data[name]
         if not isinstance(value, list):
-            self.error(where, f"must be a list, not {_kind(value)}.")
+            self.error(where, "not_list", kind=_kind(value))
             return None
         return value
 
@@ -134,7 +146,7 @@ class _Checker:
             return default
         value = data[name]
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            self.error(_join(path, name), f"must be a positive whole number of seconds, not {value!r}.")
+            self.error(_join(path, name), "not_seconds", value=repr(value))
             return default
         return value
 
@@ -183,7 +195,7 @@ def _parse_keys(check: _Checker, data: dict[str, Any], name: str, path: str, *, 
     for index, item in enumerate(raw or []):
         where = f"{path}.{name}[{index}]"
         if not isinstance(item, str) or not item.strip():
-            check.error(where, f"must be a member key (text), not {_kind(item)}.")
+            check.error(where, "not_key", kind=_kind(item))
         else:
             keys.append(item.strip())
     return tuple(keys)
@@ -209,7 +221,7 @@ def _parse_grid(check: _Checker, value: Any, path: str) -> GridSpec | None:
     groups = [_parse_group(check, item, f"{path}.groups[{index}]") for index, item in enumerate(raw_groups or [])]
     if staff["workers"] is not None and staff["police"] is not None and not (staff["workers"] or staff["police"]):
         # Nobody for the ladder to climb to: an alert nobody answers would end nowhere.
-        check.error(path, "a grid needs at least one grid worker or police officer (workers / police).")
+        check.error(path, "no_ladder")
     if code is None or name is None or raw_groups is None:
         return None
     return GridSpec(
@@ -236,23 +248,22 @@ def _parse_staff(check: _Checker, value: Any, path: str) -> StaffSpec | None:
     role = check.text(data, "role", path, 32)
     phone = check.text(data, "phone", path, MAX_PHONE, required=False)
     if role is not None and role not in STAFF_ROLES:
-        check.error(f"{path}.role", f"{role} is not a staff role; use one of {', '.join(STAFF_ROLES)}.")
+        check.error(f"{path}.role", "bad_role", role=role, roles=", ".join(STAFF_ROLES))
         return None
     if key is None or name is None or role is None:
         return None
     return StaffSpec(key=key, name=name, role=role, phone=phone)
 
 
-def _first_use(
-    check: _Checker, seen: dict[str, str], raw: Any, where: str, twice: Callable[[str, str], str]
-) -> str | None:
-    """Remember where the non-empty text ``raw`` is first used; a second use is an error. The stripped
-    value, or None when ``raw`` is no text (its own check reports that)."""
+def _first_use(check: _Checker, seen: dict[str, str], raw: Any, where: str, twice: str) -> str | None:
+    """Remember where the non-empty text ``raw`` is first used; a second use is the error ``twice`` (with
+    ``value`` and ``first``). The stripped value, or None when ``raw`` is no text (its own check reports
+    that)."""
     if not isinstance(raw, str) or not raw.strip():
         return None
     value = raw.strip()
     if value in seen:
-        check.error(where, twice(value, seen[value]))
+        check.error(where, twice, value=value, first=seen[value])
     else:
         seen[value] = where
     return value
@@ -276,8 +287,7 @@ def _check_references(check: _Checker, data: dict[str, Any], roster: Roster) -> 
 
 def _claim_key(check: _Checker, member_at: dict[str, str], key: str, where: str) -> None:
     """A member key (villager or staff) is used once in the whole file."""
-    _first_use(check, member_at, key, where, lambda v, first: f"{v} is used twice (first at {first}); "
-               "member keys must be unique.")
+    _first_use(check, member_at, key, where, "key_twice")
 
 
 def _check_grid_tree(check: _Checker, raw_grids: Any, member_at: dict[str, str]) -> None:
@@ -286,17 +296,15 @@ def _check_grid_tree(check: _Checker, raw_grids: Any, member_at: dict[str, str])
     group_at: dict[str, str] = {}
     for gi, raw_grid in _mappings(raw_grids):
         gpath = f"grids[{gi}]"
-        _first_use(check, grid_at, raw_grid.get("code"), f"{gpath}.code",
-                   lambda v, first: f"grid code {v} is used twice (first at {first}).")
+        _first_use(check, grid_at, raw_grid.get("code"), f"{gpath}.code", "grid_twice")
         for pi, raw_group in _mappings(raw_grid.get("groups")):
             ppath = f"{gpath}.groups[{pi}]"
-            gcode = _first_use(check, group_at, raw_group.get("code"), f"{ppath}.code",
-                               lambda v, first: f"group code {v} is used twice (first at {first}).")
+            gcode = _first_use(check, group_at, raw_group.get("code"), f"{ppath}.code", "group_twice")
             group_members = _check_households(check, raw_group.get("households"), ppath, member_at)
             head = raw_group.get("head")
             if isinstance(head, str) and head.strip() and head.strip() not in group_members:
                 name = gcode or f"#{pi}"
-                check.error(f"{ppath}.head", f"{head.strip()} is not a member of group {name}.")
+                check.error(f"{ppath}.head", "head_not_member", head=head.strip(), group=name)
 
 
 def _check_households(check: _Checker, raw_households: Any, ppath: str, member_at: dict[str, str]) -> set[str]:
@@ -305,8 +313,7 @@ def _check_households(check: _Checker, raw_households: Any, ppath: str, member_a
     group_members: set[str] = set()
     for hi, raw_household in _mappings(raw_households):
         hpath = f"{ppath}.households[{hi}]"
-        _first_use(check, labels, raw_household.get("label"), f"{hpath}.label",
-                   lambda v, first: f"household {v} appears twice in this group (first at {first}).")
+        _first_use(check, labels, raw_household.get("label"), f"{hpath}.label", "household_twice")
         for mi, raw_member in _mappings(raw_household.get("members")):
             if isinstance(raw_member.get("key"), str):
                 key = raw_member["key"].strip()
@@ -342,14 +349,12 @@ def _check_grid_staff(
                 key = key.strip()
                 where = f"grids[{gi}].{field_name}[{ki}]"
                 if key in seen:
-                    check.error(where, f"{key} is listed twice.")
+                    check.error(where, "listed_twice", member=key)
                 elif key not in staff_roles:
-                    if key in member_at:
-                        check.error(where, f"{key} is a villager, not a staff member with role {role}.")
-                    else:
-                        check.error(where, f"{key} is not in staff (expected a staff member with role {role}).")
+                    problem = "villager_not_staff" if key in member_at else "not_in_staff"
+                    check.error(where, problem, member=key, role=role)
                 elif staff_roles[key] != role:
-                    check.error(where, f"{key} has role {staff_roles[key]}, not {role}.")
+                    check.error(where, "wrong_role", member=key, actual=staff_roles[key], role=role)
                 seen.add(key)
 
 
@@ -360,10 +365,10 @@ def parse_roster(text: str) -> Roster:
     except yaml.YAMLError as exc:
         raise RosterError([_yaml_error(exc)]) from None
     if data is None:
-        raise RosterError(["top level: the file is empty; it must be a mapping with grids and staff."])
+        raise RosterError([RosterProblem("", "roster.empty_file")])
     check = _Checker()
     if not isinstance(data, dict):
-        raise RosterError([f"top level: must be a mapping with grids and staff, not {_kind(data)}."])
+        raise RosterError([RosterProblem("", "roster.top_not_mapping", {"kind": _kind(data)})])
     root = check.mapping(data, "", ("grids", "staff"))
     assert root is not None
     raw_grids = check.items(root, "grids", "")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from config.policies import DEFAULT_HEAD_ACK_S, DEFAULT_WORKER_ACK_S
 from groups.model import Role
@@ -28,12 +28,31 @@ MAX_LABEL: Final[int] = 100
 MAX_PHONE: Final[int] = 32
 
 
-class RosterError(ValueError):
-    """A roster file that cannot be imported; ``errors`` holds one sentence per problem, path first."""
+@dataclass(frozen=True)
+class RosterProblem:
+    """One problem of a roster file: where (``grids[0].groups[1].head``; "" for the file as a whole, None
+    for a YAML syntax error, whose text names line and column), what (a catalogue key, ``roster.*`` in
+    ``bot/render/locales/*/ops.yaml``) and its parameters. A parameter named ``kind`` is a kind of value
+    (``mapping``, ``list``, ``text``, ...), itself a catalogue key ``roster.kind.<kind>``.
 
-    def __init__(self, errors: list[str]) -> None:
-        self.errors = errors
-        super().__init__("\n".join(errors))
+    The core names the problem; the CLI says it in the operator's language (``YIHU_LANGUAGE``)."""
+
+    path: str | None
+    key: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        """For logs and tracebacks only: the key and its parameters, untranslated."""
+        where = "" if self.path is None else f"{self.path or '(top level)'}: "
+        return f"{where}{self.key} {self.params}"
+
+
+class RosterError(ValueError):
+    """A roster file that cannot be imported; ``problems`` holds every problem found, in file order."""
+
+    def __init__(self, problems: list[RosterProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ class ImportSummary:
     households: KindCounts = field(default_factory=KindCounts)
     members: KindCounts = field(default_factory=KindCounts)
     staff_roles: KindCounts = field(default_factory=KindCounts)
+    # Keys the file names that were forgotten (``yihu members forget``): kept erased, a warning.
+    erased: list[str] = field(default_factory=list)
 
     def kinds(self) -> dict[str, KindCounts]:
         return {
@@ -51,12 +53,6 @@ class ImportSummary:
         """Whether the import changed anything at all."""
         return any(c.created or c.updated or c.deactivated for c in self.kinds().values())
 
-    def lines(self) -> list[str]:
-        """One line per kind, for the operator."""
-        return [
-            f"{name}: {c.created} created, {c.updated} updated, {c.unchanged} unchanged, {c.deactivated} deactivated"
-            for name, c in self.kinds().items()
-        ]
 
 
 def _assign(row: Any, values: dict[str, Any]) -> bool:
@@ -151,7 +147,7 @@ def import_roster(session: Session, roster: Roster) -> ImportSummary:
     _sync_grids(session, roster, rows, summary.grids)
     group_states = _sync_groups(session, roster, rows)
     _sync_households(session, roster, rows, summary.households)
-    _sync_members(session, roster, rows, summary.members)
+    _sync_members(session, roster, rows, summary)
     _sync_heads(roster, rows, group_states, summary.groups)
     _deactivate_unnamed(roster, rows, group_states, summary)
     _replace_grid_staff(session, roster, rows.grids, rows.members, summary.staff_roles)
@@ -207,11 +203,19 @@ def _sync_households(session: Session, roster: Roster, rows: _Rows, counts: Kind
     session.flush()
 
 
-def _sync_members(session: Session, roster: Roster, rows: _Rows, counts: KindCounts) -> None:
+def _sync_members(session: Session, roster: Roster, rows: _Rows, summary: ImportSummary) -> None:
     """Villagers (by household), then staff (in no household)."""
 
     def member_row(key: str) -> Callable[[dict[str, Any]], Member]:
         return lambda v: Member(key=key, invite_token=_unique_secret(new_invite_token, rows.tokens), **v)
+
+    def erased(key: str) -> bool:
+        """A forgotten key stays erased whatever the file says (its name and phone are not taken back)."""
+        row = rows.members.get(key)
+        if row is None or row.erased_at is None:
+            return False
+        summary.erased.append(key)
+        return True
 
     for grid_spec in roster.grids:
         for group_spec in grid_spec.groups:
@@ -219,6 +223,8 @@ def _sync_members(session: Session, roster: Roster, rows: _Rows, counts: KindCou
             for household_spec in group_spec.households:
                 household_id = rows.households[(group_id, household_spec.label)].id
                 for member_spec in household_spec.members:
+                    if erased(member_spec.key):
+                        continue
                     values = {
                         "name": member_spec.name,
                         "phone": member_spec.phone,
@@ -227,8 +233,10 @@ def _sync_members(session: Session, roster: Roster, rows: _Rows, counts: KindCou
                         "active": True,
                     }
                     state = _upsert(session, rows.members, member_spec.key, values, member_row(member_spec.key))[1]
-                    _count(counts, state)
+                    _count(summary.members, state)
     for staff_spec in roster.staff:
+        if erased(staff_spec.key):
+            continue
         values = {
             "name": staff_spec.name,
             "phone": staff_spec.phone,
@@ -237,7 +245,7 @@ def _sync_members(session: Session, roster: Roster, rows: _Rows, counts: KindCou
             "active": True,
         }
         state = _upsert(session, rows.members, staff_spec.key, values, member_row(staff_spec.key))[1]
-        _count(counts, state)
+        _count(summary.members, state)
     session.flush()
 
 

@@ -66,6 +66,7 @@ def test_roster_invites_and_export(
     env: dict[str, str], tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("YIHU_DATABASE_URL", database_url)
+    monkeypatch.setenv("YIHU_LANGUAGE", "en")  # the operator's messages in English (zh: test_operator.py)
 
     result = run("roster", "import", str(DATA / "roster.yaml"))
     assert result.exit_code == 0, result.stderr
@@ -94,7 +95,10 @@ def test_roster_invites_and_export(
     assert reimported.exit_code == 0 and "nothing changed" in reimported.stdout
 
 
-def test_bad_roster_prints_every_error_and_changes_nothing(env: dict[str, str]) -> None:
+def test_bad_roster_prints_every_error_and_changes_nothing(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("YIHU_LANGUAGE", "en")
     assert run("roster", "import", str(DATA / "roster.yaml")).exit_code == 0
     before = invites_json()
 
@@ -120,7 +124,8 @@ def test_db_upgrade_creates_the_database(env: dict[str, str]) -> None:
     assert run("db", "upgrade").exit_code == 0  # idempotent
 
 
-def test_incidents(env: dict[str, str]) -> None:
+def test_incidents(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YIHU_LANGUAGE", "en")
     empty = run("incidents", "--format", "json")
     assert empty.exit_code == 0, empty.stderr
     assert json.loads(empty.stdout) == []
