@@ -140,7 +140,7 @@ def _render_template(
         case "referral":
             return _referral(session, payload, facts, language, settings), None
         case "reopened":
-            return t(language, "reopened.notice", id=number, name=facts.reporter.name if facts.reporter else "?",
+            return t(language, "reopened.notice", id=number, name=person(language, facts.reporter),
                      household=facts.household.label if facts.household else "-"), facts.buttons()
         case "misuse":
             return _misuse(session, payload, number, language), None
@@ -239,7 +239,7 @@ def _referral(
     if referral is None:
         return t(language, "error.generic")
     by = session.get(Member, payload.get("by")) if payload.get("by") else None
-    head = t(language, "referral.dm", id=facts.id, by=by.name if by else "?",
+    head = t(language, "referral.dm", id=facts.id, by=person(language, by),
              department=t(language, f"department.{referral.department}"),
              due=local_time(referral.due_at, settings, "%Y-%m-%d"))
     return cut(head + "\n\n" + facts.alert_text(language, settings, facts.incident.private))
@@ -248,6 +248,6 @@ def _referral(
 def _misuse(session: Session, payload: dict[str, Any], number: int, language: Language) -> str:
     member = session.get(Member, payload.get("member_id"))
     household = session.get(Household, member.household_id) if member and member.household_id else None
-    return t(language, "misuse.notice", name=member.name if member else "?",
+    return t(language, "misuse.notice", name=person(language, member),
              household=household.label if household else "-", count=int(payload.get("count", 0)),
              window=duration(int(payload.get("window_s", 0)), language), id=number)
