@@ -16,6 +16,7 @@ def resolve_bot_username(settings: Settings) -> str:
         return settings.bot_username.lstrip("@")
     if not settings.bot_token:
         raise MissingSetting(
+            "no_username",
             "Invite links need the bot's username: set YIHU_BOT_USERNAME, or YIHU_BOT_TOKEN so it can be asked "
             "from Telegram."
         )
@@ -25,14 +26,20 @@ def resolve_bot_username(settings: Settings) -> str:
         body = reply.json()
     except (httpx.HTTPError, ValueError) as exc:
         raise MissingSetting(
+            "username_unreachable",
             f"Could not ask {settings.telegram_api_url} for the bot's username ({type(exc).__name__}); "
-            "set YIHU_BOT_USERNAME."
+            "set YIHU_BOT_USERNAME.",
+            url=settings.telegram_api_url,
+            error=type(exc).__name__,
         ) from exc
     username = body.get("result", {}).get("username") if isinstance(body, dict) and body.get("ok") else None
     if not isinstance(username, str) or not username:
         description = body.get("description") if isinstance(body, dict) else None
+        reason = description or f"HTTP {reply.status_code}"
         raise MissingSetting(
-            f"Telegram did not give the bot's username ({description or f'HTTP {reply.status_code}'}); "
-            "check YIHU_BOT_TOKEN or set YIHU_BOT_USERNAME."
+            "username_refused",
+            f"Telegram did not give the bot's username ({reason}); "
+            "check YIHU_BOT_TOKEN or set YIHU_BOT_USERNAME.",
+            reason=reason,
         )
     return username

@@ -54,7 +54,9 @@ def parse_listen(value: str) -> tuple[str, int]:
     """``host:port`` (``[::1]:8080`` for IPv6) -> (host, port)."""
     host, sep, port = value.strip().rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise MissingSetting(f"YIHU_WEBHOOK_LISTEN must be host:port (e.g. 0.0.0.0:8080), not {value!r}")
+        raise MissingSetting(
+            "bad_listen", f"YIHU_WEBHOOK_LISTEN must be host:port (e.g. 0.0.0.0:8080), not {value!r}", value=value
+        )
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
@@ -62,7 +64,7 @@ def webhook_path(url: str) -> str:
     """The path Telegram posts to: the path of the public webhook URL."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise MissingSetting(f"YIHU_WEBHOOK_URL must be an https:// URL, not {url!r}")
+        raise MissingSetting("bad_webhook_url", f"YIHU_WEBHOOK_URL must be an https:// URL, not {url!r}", url=url)
     return parts.path or "/"
 
 
@@ -81,7 +83,7 @@ class WebhookServer:
 
     def __init__(self, face: WebhookFace, settings: Settings, engine: Engine) -> None:
         if not settings.webhook_url:
-            raise MissingSetting("YIHU_WEBHOOK_URL is not set")
+            raise MissingSetting("no_webhook_url", "YIHU_WEBHOOK_URL is not set")
         self.face = face
         self.url = settings.webhook_url
         self.secret = settings.webhook_secret

@@ -14,7 +14,16 @@ LANGUAGES: tuple[Language, ...] = ("zh", "en")
 
 
 class MissingSetting(RuntimeError):
-    """A setting the chosen command needs is not set; the message is one sentence for the operator."""
+    """A setting the chosen command needs is missing or wrong: one sentence for the operator.
+
+    ``key`` names the text (``setting.<key>`` in the catalogue) the CLI shows in ``YIHU_LANGUAGE``; the
+    English ``message`` is what logs and ``str()`` show.
+    """
+
+    def __init__(self, key: str, message: str, **params: object) -> None:
+        super().__init__(message)
+        self.key = key
+        self.params = params
 
 
 class Settings(BaseSettings):
@@ -70,6 +79,7 @@ class Settings(BaseSettings):
         """The bot token, or :class:`MissingSetting` naming the variable to set."""
         if not self.bot_token:
             raise MissingSetting(
+                "no_token",
                 "YIHU_BOT_TOKEN is not set: put the token BotFather gave you in the environment or in .env "
                 "(or run `yihu demo`, which needs none)."
             )

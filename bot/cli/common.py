@@ -65,7 +65,9 @@ def handle_missing_setting(function: _F) -> _F:
         try:
             return function(*args, **kwargs)
         except MissingSetting as exc:
-            fail(str(exc), 2)
+            from bot.cli.messages import say  # noqa: PLC0415  (lazy: see bot.cli)
+
+            fail(say(f"setting.{exc.key}", **exc.params), 2)
 
     return wrapper  # type: ignore[return-value]
 

@@ -187,6 +187,21 @@ def test_invites_without_username_or_token(env: dict[str, str], monkeypatch: pyt
     assert "YIHU_BOT_USERNAME" in message and "\n" not in message and "Traceback" not in message
 
 
+def test_missing_settings_are_said_in_the_operators_language(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("YIHU_BOT_USERNAME")
+    monkeypatch.delenv("YIHU_BOT_TOKEN", raising=False)
+    for language, invites_words, worker_words in (
+        ("zh", "邀请链接需要机器人的用户名", "没有设置 YIHU_BOT_TOKEN"),
+        ("en", "Invite links need the bot's username", "YIHU_BOT_TOKEN is not set"),
+    ):
+        monkeypatch.setenv("YIHU_LANGUAGE", language)
+        invites, worker = run("invites"), run("worker")
+        assert invites.exit_code == 2 and invites_words in invites.stderr, invites.stderr
+        assert worker.exit_code == 2 and worker_words in worker.stderr, worker.stderr
+
+
 class _FakeBotApi(BaseHTTPRequestHandler):
     """Answers getMe like the Bot API for the token 123:abc, 401 for any other."""
 
