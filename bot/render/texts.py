@@ -49,7 +49,7 @@ def _escape(value: Any) -> Any:
     return value
 
 
-def t(language: Language, key: str, **params: Any) -> str:
+def t(language: Language, key: str, /, **params: Any) -> str:
     """The text ``key`` in ``language`` with escaped ``params`` (falls back to zh, then the key)."""
     text = catalogue(language).get(key)
     if text is None:
@@ -57,7 +57,7 @@ def t(language: Language, key: str, **params: Any) -> str:
     return text.format(**{name: _escape(value) for name, value in params.items()})
 
 
-def plain(language: Language, key: str, **params: Any) -> str:
+def plain(language: Language, key: str, /, **params: Any) -> str:
     """Like :func:`t` but without HTML (callback answers and button labels are plain text)."""
     text = catalogue(language).get(key) or catalogue("zh").get(key, key)
     return text.format(**params)

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlmodel import select
 
+from bot.render.texts import plain
 from bot.runtime import FACE_NAMES, redis_for
 from bot.sandbox.village import Village
 from config.settings import Settings
@@ -32,6 +33,11 @@ def say(line: str = "") -> None:
     print(line, flush=True)
 
 
+def line(settings: Settings, text_key: str, /, **params: Any) -> str:
+    """One line of the walkthrough in the operator's language (``YIHU_LANGUAGE``)."""
+    return plain(settings.language, f"demo.{text_key}", **params)
+
+
 def _plain(text: str) -> str:
     return " ".join(text.replace("<b>", "").replace("</b>", "").split())[:160]
 
@@ -40,59 +46,61 @@ def _first_button(message: dict[str, Any]) -> str:
     return str(message["reply_markup"]["inline_keyboard"][0][0]["callback_data"])
 
 
-async def people_join(village: Village) -> None:
+async def people_join(village: Village, settings: Settings) -> None:
     """Every member opens their invite link; each head binds their group's chat."""
     await village.link(*village.user_ids)
-    say(f"  ✓ {len(village.user_ids)} people opened their invite links and were greeted by name")
+    say(line(settings, "joined", count=len(village.user_ids)))
     with village.session() as session:
         groups = session.exec(select(HouseholdGroup).where(HouseholdGroup.active)).all()
     for group in sorted(groups, key=lambda g: g.code):
         chat_id = await village.bind_group_chat(group.code)
-        say(f"  ✓ the head bound the group chat of {group.name} ({chat_id})")
+        say(line(settings, "bound", group=group.name, chat=chat_id))
 
 
-async def walkthrough(village: Village) -> None:
+async def walkthrough(village: Village, settings: Settings) -> None:
     """6995 → confirmation → nine DMs and a group post → responses → the live tally."""
     reporter, head, neighbour = "g1m5", "g1m1", "g1m2"
     name = village.name_of
     say()
-    say(f"▶ {name(reporter)} ({reporter}) sends 6995 …")
+    say(line(settings, "sends", name=name(reporter), key=reporter))
     await village.say(reporter, "6995")
     confirmation = (await village.wait(reporter, 2, timeout=30))[-1]
-    say(f"  ← {reporter} is told: {_plain(confirmation['text'])}")
+    say(line(settings, "told", key=reporter, text=_plain(confirmation["text"])))
     alert = (await village.wait(neighbour, 2, timeout=30))[-1]
-    say(f"  ← every neighbour gets: {_plain(alert['text'])}")
+    say(line(settings, "neighbours", text=_plain(alert["text"])))
     post = (await village.wait(village.group_chats["g1"], 2, timeout=30))[-1]
-    say("  ← the group chat gets one post with the same buttons")
+    say(line(settings, "group_post"))
     await village.press(neighbour, village.user_ids[neighbour], alert, _first_button(alert))
-    say(f"▶ {name(neighbour)} presses 我来了 I'm coming")
+    say(line(settings, "neighbour_presses", name=name(neighbour)))
     head_alert = (await village.wait(head, 2, timeout=30))[-1]
     await village.press(head, village.user_ids[head], head_alert, _first_button(head_alert))
-    say(f"▶ {name(head)} (the head) presses 我来了 too, which takes ownership")
+    say(line(settings, "head_presses", name=name(head)))
     await asyncio.sleep(2.0)
     edited = next(m for m in await village.messages(village.group_chats["g1"]) if m["message_id"] == post["message_id"])
-    say(f"  ← the group post now reads: {_plain(edited['text'])}")
+    say(line(settings, "post_now", text=_plain(edited["text"])))
     with village.session() as session:
         incident = list_incidents(session)[-1]
     sent = sum(1 for n in incident["notifications"] if n["status"] == "sent")
-    say(f"  ✓ incident #{incident['id']}: status {incident['status']}, {len(incident['responses'])} responses, "
-        f"{len(incident['timeline'])} timeline events, {sent} messages delivered")
+    say(line(settings, "summary", id=incident["id"], status=incident["status"], responses=len(incident["responses"]),
+             events=len(incident["timeline"]), sent=sent))
 
 
-def help_text(village: Village) -> str:
+def help_text(village: Village, settings: Settings) -> str:
     url = village.emu.url
     key = "g2m3"
     uid = village.user_ids[key]
     return "\n".join([
         "",
-        "yihu is serving. Act as a villager through the emulator's control API, e.g.:",
+        line(settings, "serving"),
         f"  curl -s {url}/_emu/send -H 'content-type: application/json' "
         f"-d '{{\"user_id\": {uid}, \"text\": \"/sos fire 厨房着火了\"}}'",
-        f"  curl -s {url}/_emu/chats/{uid}/messages        # what {key} ({village.name_of(key)}) received",
-        f"  curl -s {url}/_emu/chats/{village.group_chats.get('g2', 0)}/messages   # the group chat of g2",
+        f"  curl -s {url}/_emu/chats/{uid}/messages        # "
+        + line(settings, "what_received", key=key, name=village.name_of(key)),
+        f"  curl -s {url}/_emu/chats/{village.group_chats.get('g2', 0)}/messages   # "
+        + line(settings, "group_chat_of"),
         f"  YIHU_DATA_DIR={village.data_dir} yihu incidents --format json",
-        "People (key = Telegram user id): " + ", ".join(f"{k}={v}" for k, v in village.user_ids.items()),
-        "Press Ctrl-C to stop.",
+        line(settings, "people") + ", ".join(f"{k}={v}" for k, v in village.user_ids.items()),
+        line(settings, "ctrl_c"),
     ])
 
 
@@ -100,7 +108,7 @@ async def _demo(base: Settings, port: int, play: bool, exit_after: bool, stop: a
     settings = base.model_copy(update={"data_dir": base.data_dir / "demo", "database_url": None})
     shutil.rmtree(settings.data_dir, ignore_errors=True)  # every demo starts from a fresh village
     settings.data_dir.mkdir(parents=True)
-    say(f"yihu demo — data in {settings.data_dir}")
+    say(line(settings, "data_in", path=str(settings.data_dir)))
     with redis_for(settings) as redis_url:
         village = Village(
             settings.data_dir,
@@ -115,17 +123,17 @@ async def _demo(base: Settings, port: int, play: bool, exit_after: bool, stop: a
             language=settings.language,
         )
         async with village:
-            say(f"  ✓ Telegram emulator on {village.emu.url}; sample village imported; Redis, "
-                f"{settings.workers} delivery workers and the bot ({FACE_NAMES[settings.framework]} face) are up")
-            await people_join(village)
+            say(line(settings, "up", url=village.emu.url, workers=settings.workers,
+                     face=FACE_NAMES[settings.framework]))
+            await people_join(village, settings)
             if play:
-                await walkthrough(village)
-            say(help_text(village))
+                await walkthrough(village, settings)
+            say(help_text(village, settings))
             if not exit_after:
                 await stop.wait()
-            say("stopping …")
+            say(line(settings, "stopping"))
     dispose_engines()
-    say("bye")
+    say(line(settings, "bye"))
 
 
 def run_demo(settings: Settings, port: int = 8089, walkthrough: bool = True, exit_after: bool = False) -> None:

@@ -25,10 +25,11 @@ def test_yihu_demo_plays_an_alert_through_and_exits(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    assert "24 people opened their invite links" in out
+    # The operator's lines in YIHU_LANGUAGE (zh by default).
+    assert "24 人打开了邀请链接" in out
     assert "正在通知 9 人" in out  # the reporter's confirmation
-    assert "incident #1: status acknowledged, 2 responses" in out
-    assert "Press Ctrl-C to stop." in out
+    assert "事件 #1：状态 acknowledged，2 个回应" in out
+    assert "按 Ctrl-C 停止。" in out
     listing = subprocess.run(
         [yihu, "incidents", "--format", "json"], env={**env, "YIHU_DATA_DIR": str(tmp_path / "data" / "demo")},
         cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True,
