@@ -8,6 +8,7 @@ came while it waited for its slot in the limiter.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 
 from sqlmodel import Session
 
@@ -21,7 +22,7 @@ MIN_PERIOD_S = 60  # Telegram's live periods: 60 .. 86400 seconds, or FOREVER_S
 MAX_PERIOD_S = 86400
 
 
-def render_live(session: Session, row: Notification, chat_id: int) -> Outgoing | None:
+def render_live(session: Session, row: Notification, chat_id: int, now: datetime | None = None) -> Outgoing | None:
     """The Bot API call for a live location row, or None when nothing is to be sent any more.
 
     Raises :class:`NotReady` for an edit or a stop whose live location has not gone out yet."""
@@ -29,7 +30,7 @@ def render_live(session: Session, row: Notification, chat_id: int) -> Outgoing |
     share = session.get(LiveLocation, payload.get("live_id"))
     if share is None:
         return None
-    now = utcnow()
+    now = now or utcnow()
     position = {"latitude": share.latitude, "longitude": share.longitude}
     if row.kind == LIVE_LOCATION:
         if share.stopped_at is not None:

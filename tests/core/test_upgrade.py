@@ -50,7 +50,7 @@ def test_yihu_db_upgrade_brings_a_v1_database_forward(v1_url: str) -> None:
     assert revision(v1_url) == "0001"
     result = CliRunner().invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert revision(v1_url) == "0002"
+    assert revision(v1_url) == "0003_wire"
     again = CliRunner().invoke(app, ["db", "upgrade"])  # idempotent
     assert again.exit_code == 0, again.output
 
