@@ -22,6 +22,7 @@ from aiogram.types import (
     BotCommand,
     BotCommandScopeDefault,
     CallbackQuery,
+    ChatMemberUpdated,
     InlineKeyboardMarkup,
     Message,
     ReplyKeyboardMarkup,
@@ -37,6 +38,7 @@ from bot.face import (
     command_menu,
     handle_with_retries,
     incoming_from_callback,
+    incoming_from_chat_member,
     incoming_from_message,
     pace,
 )
@@ -85,11 +87,27 @@ class AiogramFace(ReplySender):
         router = Router(name="yihu")
         router.message.register(self.on_message)
         router.callback_query.register(self.on_callback)
+        router.edited_message.register(self.on_edited)
+        router.my_chat_member.register(self.on_my_chat_member)
         self.dispatcher.include_router(router)
 
     async def on_message(self, message: Message, event_update: Any = None) -> None:
         update_id = event_update.update_id if event_update is not None else message.message_id
         incoming = incoming_from_message(update_id, message)
+        outcome = await handle_with_retries(self.conversation, incoming)
+        self.send_later(incoming.chat_id, outcome, None)
+
+    async def on_edited(self, message: Message, event_update: Any = None) -> None:
+        """An edited message: a live location moving (the conversation ignores other edits)."""
+        update_id = event_update.update_id if event_update is not None else message.message_id
+        incoming = incoming_from_message(update_id, message, edited=True)
+        outcome = await handle_with_retries(self.conversation, incoming)
+        self.send_later(incoming.chat_id, outcome, None)
+
+    async def on_my_chat_member(self, event: ChatMemberUpdated, event_update: Any = None) -> None:
+        """The bot's own membership of a chat changed (removed from a bound group chat: its binding drops)."""
+        update_id = event_update.update_id if event_update is not None else 0
+        incoming = incoming_from_chat_member(update_id, event)
         outcome = await handle_with_retries(self.conversation, incoming)
         self.send_later(incoming.chat_id, outcome, None)
 

@@ -19,7 +19,8 @@ REPLY_ATTEMPTS = 3
 HANDLE_ATTEMPTS = 5  # a failing update (database busy or down) is tried this often before it is given up
 
 # aiogram derives allowed_updates from its handlers; ask explicitly or button presses never arrive.
-ALLOWED_UPDATES: tuple[str, ...] = ("message", "callback_query", "my_chat_member")
+# edited_message: a live location's moves come as edits of its message.
+ALLOWED_UPDATES: tuple[str, ...] = ("message", "edited_message", "callback_query", "my_chat_member")
 
 # The default menu (every user); staff commands are listed by /help for those allowed to use them.
 MENU: tuple[str, ...] = ("sos", "cancel", "help", "start")
@@ -75,7 +76,18 @@ async def send_reply(
 # both (chat types are plain strings in aiogram and str-enums in PTB).
 
 
-def incoming_from_message(update_id: int, message: Any) -> Incoming:
+def live_period_of(location: Any) -> int | None:
+    """A location's ``live_period`` in seconds (None: not a live location). PTB 22 warns when the attribute
+    is read as a number, so its serialized form is read there (aiogram's objects have no ``to_dict``)."""
+    if location is None:
+        return None
+    to_dict = getattr(location, "to_dict", None)
+    value = to_dict().get("live_period") if callable(to_dict) else getattr(location, "live_period", None)
+    return int(seconds(value)) if value else None
+
+
+def incoming_from_message(update_id: int, message: Any, *, edited: bool = False) -> Incoming:
+    """A message, or (``edited``) an edited message: a live location's move comes as one."""
     user = message.from_user
     location = (message.location.latitude, message.location.longitude) if message.location else None
     return Incoming(
@@ -89,6 +101,21 @@ def incoming_from_message(update_id: int, message: Any) -> Incoming:
         voice=message.voice is not None,
         location=location,
         migrate_to_chat_id=message.migrate_to_chat_id,
+        live_period=live_period_of(message.location),
+        edited=edited,
+    )
+
+
+def incoming_from_chat_member(update_id: int, event: Any) -> Incoming:
+    """``my_chat_member``: the bot's own status in a chat changed (added, left, kicked)."""
+    user = event.from_user
+    return Incoming(
+        update_id=update_id,
+        chat_id=event.chat.id,
+        chat_type=str(event.chat.type),
+        user_id=user.id if user else None,
+        language_code=user.language_code if user else None,
+        bot_status=str(event.new_chat_member.status),
     )
 
 

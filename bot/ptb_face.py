@@ -30,6 +30,7 @@ from telegram.ext import (
     Application,
     BaseRateLimiter,
     CallbackQueryHandler,
+    ChatMemberHandler,
     ContextTypes,
     MessageHandler,
     filters,
@@ -42,6 +43,7 @@ from bot.face import (
     ReplySender,
     command_menu,
     incoming_from_callback,
+    incoming_from_chat_member,
     incoming_from_message,
     pace,
     seconds,
@@ -108,6 +110,10 @@ def incoming_from_update(update: Update) -> Incoming | None:
         return incoming_from_message(update.update_id, update.message)
     if update.callback_query is not None:
         return incoming_from_callback(update.update_id, update.callback_query)
+    if update.edited_message is not None:
+        return incoming_from_message(update.update_id, update.edited_message, edited=True)
+    if update.my_chat_member is not None:
+        return incoming_from_chat_member(update.update_id, update.my_chat_member)
     return None
 
 
@@ -127,9 +133,12 @@ class PtbFace(ReplySender):
         if limiter is not None:
             builder = builder.rate_limiter(SharedRateLimiter(limiter))
         self.application = builder.build()
-        # New messages only (not edits or channel posts): exactly what the aiogram face's message router gets.
+        # New messages, edited ones (a live location moving) and the bot's own membership: exactly what the
+        # aiogram face's message, edited_message and my_chat_member routers get.
         self.application.add_handler(MessageHandler(filters.UpdateType.MESSAGE, self.on_message))
+        self.application.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, self.on_edited))
         self.application.add_handler(CallbackQueryHandler(self.on_callback))
+        self.application.add_handler(ChatMemberHandler(self.on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
         self._opened = False
 
     @property
@@ -140,6 +149,14 @@ class PtbFace(ReplySender):
     async def on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.message is not None  # the filter lets only messages through
         await self._converse(incoming_from_message(update.update_id, update.message), None)
+
+    async def on_edited(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.edited_message is not None
+        await self._converse(incoming_from_message(update.update_id, update.edited_message, edited=True), None)
+
+    async def on_my_chat_member(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.my_chat_member is not None
+        await self._converse(incoming_from_chat_member(update.update_id, update.my_chat_member), None)
 
     async def on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.callback_query is not None

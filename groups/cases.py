@@ -17,6 +17,7 @@ from groups.directory import (
 from groups.effects import Effects
 from groups.errors import UserError
 from groups.escalation import acknowledge_incident
+from groups.live import stop_shares
 from groups.model import (
     OPEN_STATUSES,
     HouseholdGroup,
@@ -262,6 +263,7 @@ def close_incident(
     ]
     effects = Effects(notifications=pending_ids(rows))
     effects.notifications.extend(refresh_tallies(session, incident, incident_group(session, incident).head_id, now))
+    effects.notifications.extend(stop_shares(session, incident, now))  # live locations stop following
     return effects
 
 

@@ -204,7 +204,8 @@ class Notification(SQLModel, table=True):
     channel: str = Field(
         default=ChannelName.telegram, max_length=16, sa_column_kwargs={"server_default": ChannelName.telegram.value}
     )
-    kind: str = Field(default="message", max_length=16)  # message | edit | copy | location
+    # message | edit | copy | location | live_location | live_edit | live_stop (groups.alerts.live)
+    kind: str = Field(default="message", max_length=16)
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     dedupe_key: str | None = Field(default=None, unique=True, max_length=200)
     status: str = Field(default=DeliveryStatus.pending, max_length=16)
@@ -229,6 +230,28 @@ class Referral(SQLModel, table=True):
     due_at: datetime
     done_at: datetime | None = None
     note: str | None = None
+
+
+class LiveLocation(SQLModel, table=True):
+    """实时位置: a live location the reporter shares with their incident (the message ``message_id`` of
+    their chat ``chat_id``); the live locations sent to those told follow its moves until ``live_until``
+    or until it is stopped (the incident closed)."""
+
+    __tablename__ = "live_location"
+    __table_args__ = (UniqueConstraint("chat_id", "message_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    reporter_id: int = Field(foreign_key="member.id")
+    chat_id: int = Field(sa_type=BigInteger)
+    message_id: int = Field(sa_type=BigInteger)
+    latitude: float
+    longitude: float
+    live_period: int  # seconds, as Telegram gave it (0x7FFFFFFF: until the reporter stops it)
+    started_at: datetime
+    live_until: datetime
+    moved_at: datetime
+    version: int = 0  # one more per move
+    stopped_at: datetime | None = None
 
 
 class ProcessedUpdate(SQLModel, table=True):

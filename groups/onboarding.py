@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, func, select
 
-from groups.directory import grid_of_group, has_grid_role, member_by_user, member_id
+from groups.directory import grid_of_group, grid_staff, has_grid_role, head_of, member_by_user, member_id
+from groups.effects import Effects
 from groups.errors import UserError
-from groups.model import HouseholdGroup, Member, Role
+from groups.model import HouseholdGroup, Member, Notification, Priority, Purpose, Role
+from groups.outbox import notify_member, pending_ids
 
 # Telegram deep-link payloads: at most 64 characters of A-Z a-z 0-9 _ -.
 TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -138,3 +140,37 @@ def migrate_group_chat(session: Session, old_chat_id: int, new_chat_id: int) -> 
     session.add(group)
     session.flush()
     return True
+
+
+# Why a bound chat was lost: the bot left or was removed (my_chat_member), or posting there was forbidden.
+CHAT_LOST_REASONS = ("left", "kicked", "forbidden")
+
+
+def chat_lost(session: Session, chat_id: int, reason: str, now: datetime) -> Effects:
+    """The bot is no longer in the group chat ``chat_id`` (removed, kicked, or a 403 when posting there):
+    the group bound to it loses the binding, so later alerts go by DM only, and its head and the grid
+    workers of its grid are told in a DM (``/bind`` again restores it). Nothing when no group is bound
+    to that chat (already dropped, or moved to another chat)."""
+    group = session.exec(select(HouseholdGroup).where(HouseholdGroup.chat_id == chat_id)).first()
+    if group is None:
+        return Effects()
+    assert group.id is not None
+    group.chat_id = None
+    session.add(group)
+    session.flush()
+    told: dict[int, Member] = {}
+    head = head_of(session, group)
+    if head is not None:
+        told[member_id(head)] = head
+    for worker in grid_staff(session, group.grid_id, Role.grid_worker.value):
+        told.setdefault(member_id(worker), worker)
+    prefix = f"chatlost:{group.id}:"
+    times = session.exec(select(func.count()).where(col(Notification.dedupe_key).startswith(prefix))).one()
+    payload = {"template": "chat_lost", "group_id": group.id, "chat_id": chat_id,
+               "reason": reason if reason in CHAT_LOST_REASONS else "forbidden"}
+    rows = [
+        notify_member(session, None, member, Purpose.update, Priority.updates, payload,
+                      f"{prefix}{times}:{mid}", now)
+        for mid, member in told.items()
+    ]
+    return Effects(notifications=pending_ids(rows))

@@ -116,10 +116,18 @@ class Conversation:
         if incoming.migrate_to_chat_id is not None:
             onboarding.migrate_group_chat(turn.session, incoming.chat_id, incoming.migrate_to_chat_id)
             return
+        if incoming.bot_status is not None:
+            if self.routes.membership is not None:
+                self.routes.membership(self, turn)
+            return
         if incoming.callback_data is not None:
             self._dispatch_callback(turn)
             return
         if incoming.chat_type == "channel" or incoming.user_id is None:
+            return
+        if incoming.edited:
+            if incoming.private and self.routes.edited is not None:
+                self.routes.edited(self, turn)
             return
         text = (incoming.text or "").strip()
         command = parse_command(text, self.ports.bot_username) if text.startswith("/") else None

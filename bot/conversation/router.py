@@ -2,8 +2,9 @@
 
 Each feature owns ``router = Router(...)``; the app includes the routers in one visible order
 (``bot.bootstrap.ROUTERS``, merged with :meth:`Router.include`), and the first router that matches a
-text wins. Exactly one router may say what happens to any other private text (:meth:`Router.otherwise`)
-and to media (:meth:`Router.on_media`).
+text wins. Exactly one router may say what happens to any other private text (:meth:`Router.otherwise`),
+to media (:meth:`Router.on_media`), to edited messages (:meth:`Router.on_edited`) and to the bot's own
+membership of a chat (:meth:`Router.on_membership`).
 A button's callback data starts with a prefix its feature registered, with the feature's own parser.
 """
 
@@ -40,6 +41,8 @@ class Router:
     texts: list[tuple[Match, TurnHandler]] = field(default_factory=list)
     other_text: TurnHandler | None = None
     media: TurnHandler | None = None
+    edited: TurnHandler | None = None
+    membership: TurnHandler | None = None
     presses: dict[str, Press] = field(default_factory=dict)
 
     def command(self, *names: str, private: bool = True, group: bool = False) -> Callable[[F], F]:
@@ -74,6 +77,16 @@ class Router:
         self.media = handler
         return handler
 
+    def on_edited(self, handler: F) -> F:
+        """An edited private message (a live location moving)."""
+        self.edited = handler
+        return handler
+
+    def on_membership(self, handler: F) -> F:
+        """The bot's own membership of a chat changed (``my_chat_member``: added, left, kicked)."""
+        self.membership = handler
+        return handler
+
     def press(self, prefix: str, parse: Callable[[str], Any | None]) -> Callable[[F], F]:
         """A button whose callback data is ``prefix:...``; the handler gets ``parse(data)``."""
 
@@ -90,7 +103,7 @@ class Router:
         _merge(other.name, self.group_commands, other.group_commands)
         _merge(other.name, self.presses, other.presses)
         self.texts.extend(other.texts)
-        for slot in ("other_text", "media"):
+        for slot in ("other_text", "media", "edited", "membership"):
             theirs = getattr(other, slot)
             if theirs is not None:
                 if getattr(self, slot) is not None:

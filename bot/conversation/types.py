@@ -38,6 +38,9 @@ class Incoming:
     callback_id: str | None = None
     callback_data: str | None = None
     migrate_to_chat_id: int | None = None
+    live_period: int | None = None  # a live location's period (seconds); None for a plain location
+    edited: bool = False  # an ``edited_message``: a live location moving, or a text edited (ignored)
+    bot_status: str | None = None  # ``my_chat_member``: the bot's new status in the chat (left, kicked...)
 
     @property
     def private(self) -> bool:

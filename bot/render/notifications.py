@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from bot.render.facts import IncidentFacts
 from bot.render.format import category_label, duration, local_time, member_language, person
 from bot.render.keyboards import category_buttons, escalation_buttons
+from bot.render.live import LIVE_KINDS, render_live
 from bot.render.texts import cut, t
 from bot.render.timeline import timeline_line
 from config.settings import Language, Settings
@@ -48,6 +49,8 @@ def render_notification(session: Session, notification: Notification, settings: 
     if notification.kind == "copy":
         return Outgoing("copyMessage", chat_id, {"chat_id": chat_id, "from_chat_id": payload["from_chat_id"],
                                                  "message_id": payload["message_id"]})
+    if notification.kind in LIVE_KINDS:
+        return render_live(session, notification, chat_id)
     if notification.kind == "location":
         return Outgoing("sendLocation", chat_id, {"chat_id": chat_id, "latitude": payload["latitude"],
                                                   "longitude": payload["longitude"]})
@@ -62,6 +65,8 @@ def render_notification(session: Session, notification: Notification, settings: 
 def _chat_of(session: Session, notification: Notification, recipient: Member | None) -> int | None:
     if notification.group_id is not None and notification.recipient_id is None:
         group = session.get(HouseholdGroup, notification.group_id)
+        if group is not None and group.chat_id is None:
+            return None  # the bot was removed from its chat (groups.onboarding.chat_lost): DMs only now
         return group.chat_id if group and group.chat_id else notification.chat_id
     if recipient is not None and recipient.telegram_user_id is not None:
         return recipient.telegram_user_id
@@ -101,6 +106,8 @@ def _render_template(
     notification: Notification,
 ) -> tuple[str, list[list[Button]] | None]:
     template = payload.get("template", "alert")
+    if template == "chat_lost":
+        return _chat_lost(session, payload, language), None
     if facts is None:
         return t(language, "error.generic"), None
     number = facts.id
@@ -145,6 +152,14 @@ def _render_template(
         case "misuse":
             return _misuse(session, payload, number, language), None
     raise ValueError(f"unknown template {template!r} in notification {notification.id}")
+
+
+def _chat_lost(session: Session, payload: dict[str, Any], language: Language) -> str:
+    group = session.get(HouseholdGroup, payload.get("group_id"))
+    if group is None:
+        return t(language, "error.generic")
+    reason = payload.get("reason", "forbidden")
+    return t(language, f"wire.chat_lost.{reason}", group=group.name, code=group.bind_code)
 
 
 def _confirmation(

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from config import policies
 from groups.directory import incident_group, member_id
 from groups.effects import Effects
+from groups.live import LiveSource, owe_live, start_share
 from groups.model import OPEN_STATUSES, DeliveryStatus, Incident, Member, Notification, Priority, Purpose
 from groups.outbox import add_event, audience_rows, incident_id, notify_chat, notify_member, pending_ids
 
@@ -34,9 +35,12 @@ def attach(
     text: str | None = None,
     voice: tuple[int, int] | None = None,
     location: tuple[float, float] | None = None,
+    live: LiveSource | None = None,
 ) -> AttachResult | None:
     """Text, a voice note ((chat_id, message_id)) or a location the reporter sends within 10 minutes of
     raising: forwarded to everyone already told (the private staff alone once the incident is private).
+    A location with ``live`` (Telegram's live location) is shared as a live location that follows the
+    reporter's moves (:mod:`groups.alerts.live`).
     None when there is no such incident, or no active actor (a stranger's text is not an error: the
     conversation answers it with a hint)."""
     if actor is None or not actor.active:
@@ -57,15 +61,21 @@ def attach(
     if location is not None:
         incident.latitude, incident.longitude = location
         session.add(incident)
+    live = live if location is not None else None
     kinds = [name for name, value in (("text", text), ("voice", voice), ("location", location)) if value]
+    if live is not None:
+        kinds[kinds.index("location")] = "live"
     event = add_event(session, incident, "attachment", now, actor=actor, detail=" ".join(kinds) or None)
-    forwards = _forwards(text, voice, location)
+    share = start_share(session, incident, actor, live, location, now) if live and location else None
+    forwards = _forwards(text, voice, location if share is None else None)
     rows: list[Notification | None] = []
     for target in audience_rows(session, incident):
         if target.status == DeliveryStatus.unreachable or target.chat_id is None:
             continue
         for n, (kind, payload) in enumerate(forwards):
             rows.append(_forward(session, incident, target, kind, payload, f"att:{event.id}:{target.id}:{n}", now))
+        if share is not None:
+            rows.append(owe_live(session, incident, share, target, now))
     ids = pending_ids(rows)
     return AttachResult(incident_id(incident), len(ids), "attached", Effects(notifications=ids))
 

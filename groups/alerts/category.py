@@ -14,6 +14,7 @@ from groups.directory import incident_group, is_open, load_incident, member_id
 from groups.effects import Effects
 from groups.errors import UserError
 from groups.escalation import rearm_ladder
+from groups.live import stop_shares
 from groups.model import Incident, Member, Priority, Purpose
 from groups.outbox import add_event, pending_ids, refresh_tallies, tell_members, withdraw_public
 
@@ -82,6 +83,7 @@ def set_category(session: Session, actor: Member, number: int, category: str, no
         effects.notifications.extend(pending_ids(rows))
         if became_private:
             effects.notifications.extend(withdraw_public(session, incident, now))
+            effects.notifications.extend(stop_shares(session, incident, now, public_only=True))
     effects.extend(rearm_ladder(session, incident, chosen, now))
     session.add(incident)
     effects.notifications.extend(refresh_tallies(session, incident, group.head_id, now))

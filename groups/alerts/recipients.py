@@ -10,6 +10,7 @@ from sqlmodel import Session
 from config import policies
 from groups.directory import grid_staff, group_members, head_of, incident_group, member_id
 from groups.model import HouseholdGroup, Incident, Member, Notification, Priority, Purpose
+from groups.onboarding import chat_lost
 from groups.outbox import incident_id, notify_member, pending_ids
 
 
@@ -60,9 +61,21 @@ def unreachable_note(
     )
 
 
+def _group_chat_lost(session: Session, row: Notification, now: datetime) -> list[int]:
+    """A 403 posting to a group chat: the bot is no longer in it (removed while no update told us)."""
+    group = session.get(HouseholdGroup, row.group_id)
+    chat_id = group.chat_id if group is not None and group.chat_id is not None else row.chat_id
+    if chat_id is None:
+        return []
+    return chat_lost(session, chat_id, "forbidden", now).notifications
+
+
 def note_unreachable(session: Session, notification_id: int, now: datetime) -> list[int]:
-    """The delivery worker got a 403 for this row: remember the member can't be reached and tell the head."""
+    """The delivery worker got a 403 for this row: remember the member can't be reached and tell the head;
+    for a group chat, the bot is out of it: the binding is dropped (:func:`groups.onboarding.chat_lost`)."""
     row = session.get(Notification, notification_id)
+    if row is not None and row.recipient_id is None and row.group_id is not None:
+        return _group_chat_lost(session, row, now)
     if row is None or row.recipient_id is None:
         return []
     member = session.get(Member, row.recipient_id)

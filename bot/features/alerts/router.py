@@ -81,7 +81,12 @@ def attach_media(conversation: Conversation, turn: Turn) -> None:
     incoming = turn.incoming
     assert incoming.message_id is not None
     voice = (incoming.chat_id, incoming.message_id) if incoming.voice else None
-    result = alerts.attach(turn.session, turn.member_or_none(), turn.now, voice=voice, location=incoming.location)
+    live = None
+    if incoming.location is not None and incoming.live_period:
+        live = alerts.LiveSource(incoming.chat_id, incoming.message_id, incoming.live_period)
+    result = alerts.attach(
+        turn.session, turn.member_or_none(), turn.now, voice=voice, location=incoming.location, live=live
+    )
     if result is not None:
         turn.effects.extend(result.effects)
         turn.reply(result.reply_key, **result.params)
@@ -95,6 +100,19 @@ def attach_media(conversation: Conversation, turn: Turn) -> None:
         offer, key = SendAsSos(voice_message_id=incoming.message_id), "attachment.offer_voice"
     button = {"text": t(turn.language, "attachment.send_as_sos"), "callback_data": offer.data()}
     turn.outcome.replies.append(Reply(t(turn.language, key), {"inline_keyboard": [[button]]}))
+
+
+@router.on_edited
+def move_live_location(conversation: Conversation, turn: Turn) -> None:
+    """The reporter's live location moved: the live locations sent to those told follow it (silently).
+    Edits of any other message, or by anyone else, change nothing."""
+    incoming = turn.incoming
+    if incoming.location is None or incoming.message_id is None:
+        return
+    effects = alerts.move_share(
+        turn.session, turn.member_or_none(), incoming.chat_id, incoming.message_id, incoming.location, turn.now
+    )
+    turn.effects.extend(effects)
 
 
 # -- buttons -----------------------------------------------------------------------------------------

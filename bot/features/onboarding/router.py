@@ -1,4 +1,5 @@
-"""Joining (/start <token>), binding a group chat (/bind <code>), and role-aware /help."""
+"""Joining (/start <token>), binding a group chat (/bind <code>), the bot removed from a bound chat, and
+role-aware /help."""
 
 from __future__ import annotations
 
@@ -90,3 +91,13 @@ def bind_in_private(conversation: Conversation, turn: Turn, args: str) -> None:
 @router.text(lambda turn: is_help_button(turn.incoming.text or ""))
 def help_button(conversation: Conversation, turn: Turn) -> None:
     help_(conversation, turn, "")
+
+
+@router.on_membership
+def bot_membership(conversation: Conversation, turn: Turn) -> None:
+    """The bot left or was removed from a group chat: a group bound to it loses the binding (its head and
+    grid workers are told by DM). Being added needs no answer: ``/bind`` says which group the chat is."""
+    incoming = turn.incoming
+    if incoming.private or incoming.bot_status not in ("left", "kicked"):
+        return
+    turn.effects.extend(onboarding.chat_lost(turn.session, incoming.chat_id, incoming.bot_status, turn.now))

@@ -10,8 +10,9 @@ Real clients talk to it as to a local Bot API server:
 Bot API (``/bot{token}/{method}``, GET/POST; query, JSON, urlencoded or multipart bodies; method
 names case-insensitive; answers ``{"ok": true, "result": ...}`` or ``{"ok": false, "error_code",
 "description", "parameters"?}``): getMe, getUpdates, setWebhook, deleteWebhook, getWebhookInfo,
-sendMessage, sendLocation, sendVoice, sendAudio, sendPhoto, sendDocument, sendVideo, copyMessage,
-forwardMessage, editMessageText, editMessageCaption, editMessageReplyMarkup, deleteMessage,
+sendMessage, sendLocation, editMessageLiveLocation, stopMessageLiveLocation, sendVoice, sendAudio,
+sendPhoto, sendDocument, sendVideo, copyMessage, forwardMessage, editMessageText, editMessageCaption,
+editMessageReplyMarkup, deleteMessage,
 answerCallbackQuery, sendChatAction, setMyCommands, getMyCommands, deleteMyCommands, getChat,
 getChatMember, getChatMemberCount, getChatAdministrators, leaveChat, getFile, setChatMenuButton,
 getChatMenuButton, set/getMyName, set/getMyDescription, set/getMyShortDescription,
@@ -20,10 +21,11 @@ pinChatMessage, unpinChatMessage, close, logOut. Anything else: 404 ``Not Found`
 Telegram behaviour emulated: 403 for users who never wrote to the bot or blocked it, 400 ``chat
 not found``, 400 with ``migrate_to_chat_id`` for upgraded groups, ``message is too long`` (4096
 UTF-16 units after HTML parsing), ``message is not modified``, ``message to edit not found``,
-callback answers once per query, ``BUTTON_DATA_INVALID`` for callback_data over 64 bytes, HTML
-parse mode turned into entities, editing without ``reply_markup`` removes the inline keyboard,
-privacy mode in groups (a bot that is not an admin sees only commands, replies to it, mentions
-and service messages), ``allowed_updates`` remembered and applied when updates are created,
+callback answers once per query, live locations (``live_period`` 60..86400 or 0x7FFFFFFF; moved
+or stopped only within it, else ``message can't be edited``), ``BUTTON_DATA_INVALID`` for
+callback_data over 64 bytes, HTML parse mode turned into entities, editing without ``reply_markup``
+removes the inline keyboard, privacy mode in groups (a bot that is not an admin sees only commands,
+replies to it, mentions and service messages), ``allowed_updates`` remembered and applied when updates are created,
 409 for getUpdates while a webhook is set and for a getUpdates superseded by a newer one, webhook
 delivery in order with retries and the ``X-Telegram-Bot-Api-Secret-Token`` header (a JSON reply
 with ``method`` is executed), rate limits as token buckets per bot token (global, per private chat,
@@ -41,12 +43,17 @@ with status 400; ``token`` may be omitted everywhere: the default token):
                                          -> {message, update, updates}; a private message marks
                                          the user as having started the bot
 ``POST /_emu/location``                  {user_id, latitude, longitude, chat_id?, token?, ...}
+``POST /_emu/location/move``             {user_id, message_id, latitude, longitude, chat_id?, token?}
+                                         -> {message, update}: a live location moves (edited_message)
 ``POST /_emu/voice``                     {user_id, duration?, data_b64?, mime_type?, chat_id?, ...}
 ``POST /_emu/press``                     {user_id, chat_id, message_id, data, force?}
                                          -> {callback_query_id, update}
 ``GET  /_emu/callback_answers[/{id}]``   {id, data, answered, text, show_alert, url, ...}
 ``POST /_emu/groups``                    {title, members: [user_id], type: group|supergroup, id?}
 ``POST /_emu/groups/{chat_id}/add_bot``  {token?, by_user_id?, status: member|administrator}
+``POST /_emu/groups/{chat_id}/remove_bot``
+                                         {token?, by_user_id?, status: left|kicked, notify?}: a
+                                         my_chat_member (unless notify is false); posts then 403
 ``POST /_emu/groups/{chat_id}/join``     {user_id}
 ``POST /_emu/groups/{chat_id}/migrate``  {by_user_id?, new_chat_id?} -> {old_chat_id, new_chat_id}
 ``POST /_emu/block``                     {user_id, token?, blocked: true|false}

@@ -63,6 +63,8 @@ class BotApi(Messages, Updates):
             "editMessageReplyMarkup": self._m_edit_markup,
             "answerCallbackQuery": self._m_answer_callback,
             "sendLocation": self._m_send_location,
+            "editMessageLiveLocation": self._m_edit_live_location,
+            "stopMessageLiveLocation": self._m_stop_live_location,
             "sendVoice": self._m_send_file,
             "sendAudio": self._m_send_file,
             "sendPhoto": self._m_send_file,

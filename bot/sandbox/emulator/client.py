@@ -118,6 +118,20 @@ class EmulatorClient:
         body = _clean({"token": self._tok(token), "by_user_id": by_user_id, "status": status})
         return await self._request("POST", f"/groups/{chat_id}/add_bot", body)  # type: ignore[no-any-return]
 
+    async def remove_bot_from_group(
+        self,
+        chat_id: int,
+        *,
+        token: str | None = None,
+        by_user_id: int | None = None,
+        status: str = "kicked",
+        notify: bool = True,
+    ) -> JSON:
+        """Remove (``left``) or ban (``kicked``) the bot; ``notify=False``: the bot gets no my_chat_member
+        and learns it from the 403 of its next post there."""
+        body = _clean({"token": self._tok(token), "by_user_id": by_user_id, "status": status, "notify": notify})
+        return await self._request("POST", f"/groups/{chat_id}/remove_bot", body)  # type: ignore[no-any-return]
+
     async def join_group(self, chat_id: int, user_id: int) -> JSON:
         return await self._request("POST", f"/groups/{chat_id}/join", {"user_id": user_id})  # type: ignore[no-any-return]
 
@@ -183,6 +197,29 @@ class EmulatorClient:
             }
         )
         return await self._request("POST", "/location", body)  # type: ignore[no-any-return]
+
+    async def move_location(
+        self,
+        user_id: int,
+        message_id: int,
+        latitude: float,
+        longitude: float,
+        *,
+        chat_id: int | None = None,
+        token: str | None = None,
+    ) -> JSON:
+        """The user's live location ``message_id`` moves (an ``edited_message`` to the bot)."""
+        body = _clean(
+            {
+                "user_id": user_id,
+                "message_id": message_id,
+                "latitude": latitude,
+                "longitude": longitude,
+                "chat_id": chat_id,
+                "token": self._tok(token),
+            }
+        )
+        return await self._request("POST", "/location/move", body)  # type: ignore[no-any-return]
 
     async def send_voice(
         self,

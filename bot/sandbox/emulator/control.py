@@ -96,6 +96,16 @@ def add_control_routes(app: web.Application, emu: Emulator) -> None:
             live_period=_opt_int(b.get("live_period")),
         )
 
+    async def move_location(request: web.Request, b: JSON) -> Any:
+        return emu.user_moves_location(
+            int(b["user_id"]),
+            int(b["message_id"]),
+            float(b["latitude"]),
+            float(b["longitude"]),
+            token=b.get("token"),
+            chat_id=_opt_int(b.get("chat_id")),
+        )
+
     async def voice(request: web.Request, b: JSON) -> Any:
         data = base64.b64decode(b["data_b64"]) if b.get("data_b64") else None
         return emu.user_sends_voice(
@@ -134,6 +144,15 @@ def add_control_routes(app: web.Application, emu: Emulator) -> None:
             token=b.get("token"),
             by_user_id=_opt_int(b.get("by_user_id")),
             status=b.get("status", "member"),
+        )
+
+    async def remove_bot(request: web.Request, b: JSON) -> Any:
+        return emu.remove_bot_from_group(
+            int(request.match_info["chat_id"]),
+            token=b.get("token"),
+            by_user_id=_opt_int(b.get("by_user_id")),
+            status=b.get("status", "kicked"),
+            notify=bool(b.get("notify", True)),
         )
 
     async def join(request: web.Request, b: JSON) -> Any:
@@ -202,12 +221,14 @@ def add_control_routes(app: web.Application, emu: Emulator) -> None:
     r.add_post("/_emu/bots", wrap(register_bot))
     r.add_post("/_emu/send", wrap(send))
     r.add_post("/_emu/location", wrap(location))
+    r.add_post("/_emu/location/move", wrap(move_location))
     r.add_post("/_emu/voice", wrap(voice))
     r.add_post("/_emu/press", wrap(press))
     r.add_get("/_emu/callback_answers", wrap(callback_answers))
     r.add_get("/_emu/callback_answers/{query_id}", wrap(callback_answer))
     r.add_post("/_emu/groups", wrap(create_group))
     r.add_post("/_emu/groups/{chat_id}/add_bot", wrap(add_bot))
+    r.add_post("/_emu/groups/{chat_id}/remove_bot", wrap(remove_bot))
     r.add_post("/_emu/groups/{chat_id}/join", wrap(join))
     r.add_post("/_emu/groups/{chat_id}/migrate", wrap(migrate))
     r.add_post("/_emu/block", wrap(block))

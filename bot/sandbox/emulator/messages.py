@@ -11,12 +11,22 @@ from typing import Any
 from bot.sandbox.emulator.errors import JSON, bad, forbidden
 from bot.sandbox.emulator.limits import Limits
 from bot.sandbox.emulator.params import Upload
-from bot.sandbox.emulator.state import BotState, ChatState, FileRecord, MessageRecord
+from bot.sandbox.emulator.state import LIVE_FOREVER, BotState, ChatState, FileRecord, MessageRecord
 from bot.sandbox.emulator.textparse import HtmlParseError, parse_html, parse_markdown, parse_markdown_v2, utf16_len
 
 MAX_TEXT = 4096
 
 MAX_CAPTION = 1024
+
+MIN_LIVE_PERIOD = 60
+MAX_LIVE_PERIOD = 86400
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 PARSERS: dict[str, Callable[[str], tuple[str, list[JSON]]]] = {
@@ -30,8 +40,8 @@ FILE_KINDS = ("voice", "audio", "photo", "document", "video", "animation", "vide
 
 
 class Messages(Limits):
-    """sendMessage, sendLocation, send<File>, copyMessage, forwardMessage, editMessage*, deleteMessage,
-    answerCallbackQuery, sendChatAction."""
+    """sendMessage, sendLocation, send<File>, copyMessage, forwardMessage, editMessage*,
+    editMessageLiveLocation, stopMessageLiveLocation, deleteMessage, answerCallbackQuery, sendChatAction."""
 
     # ---------------------------------------------------------------- checks
     def _target(self, bot: BotState, chat_id: Any, *, for_read: bool = False) -> ChatState:
@@ -215,6 +225,11 @@ class Messages(Limits):
         for key in ("horizontal_accuracy", "live_period", "heading", "proximity_alert_radius"):
             if params.get(key) is not None:
                 location[key] = params[key]
+        if "live_period" in location:
+            period = _int_or_none(location["live_period"])
+            if period is None or not (MIN_LIVE_PERIOD <= period <= MAX_LIVE_PERIOD or period == LIVE_FOREVER):
+                raise bad("wrong live period specified")
+            location["live_period"] = period
         return self._bot_send(bot, chat, params, {"location": location}, kind="location", method="sendLocation")
 
     async def _m_send_file(self, bot: BotState, params: JSON, files: dict[str, Upload]) -> JSON:
@@ -414,6 +429,58 @@ class Messages(Limits):
         chat, record = self._editable(bot, params)
         markup = self._check_markup(params.get("reply_markup"))
         return self._apply_edit(bot, chat, record, {}, markup, "reply_markup")
+
+    def _live_location(self, bot: BotState, params: JSON) -> tuple[ChatState, MessageRecord]:
+        """The bot's live location message to move or stop; Telegram's refusals otherwise."""
+        chat, record = self._editable(bot, params)
+        location = record.message.get("location")
+        if not isinstance(location, dict) or not location.get("live_period"):
+            raise bad("there is no live location in the message to edit")
+        if not record.live_open(self.now()):
+            raise bad("message can't be edited")
+        return chat, record
+
+    async def _m_edit_live_location(self, bot: BotState, params: JSON, files: dict[str, Upload]) -> JSON:
+        chat, record = self._live_location(bot, params)
+        try:
+            lat = float(params["latitude"])
+            lon = float(params["longitude"])
+        except (KeyError, TypeError, ValueError):
+            raise bad("wrong latitude/longitude specified") from None
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise bad("wrong latitude/longitude specified")
+        markup = self._check_markup(params.get("reply_markup"))
+        old = record.message["location"]
+        location = {**old, "latitude": lat, "longitude": lon}
+        for key in ("horizontal_accuracy", "heading", "proximity_alert_radius"):
+            if params.get(key) is not None:
+                location[key] = params[key]
+        if location == old and (markup or None) == record.message.get("reply_markup"):
+            raise bad(
+                "message is not modified: specified new message content and reply markup are exactly the same "
+                "as a current content and reply markup of the message"
+            )
+        self._take_rate(bot, chat)
+        return self._record_location_edit(record, location, markup, "live_location")
+
+    async def _m_stop_live_location(self, bot: BotState, params: JSON, files: dict[str, Upload]) -> JSON:
+        chat, record = self._live_location(bot, params)
+        markup = self._check_markup(params.get("reply_markup"))
+        self._take_rate(bot, chat)
+        record.live_stopped = True
+        return self._record_location_edit(record, dict(record.message["location"]), markup, "live_stop")
+
+    def _record_location_edit(self, record: MessageRecord, location: JSON, markup: JSON | None, kind: str) -> JSON:
+        now = self.now()
+        record.message["location"] = location
+        record.message["edit_date"] = int(now)
+        if markup and "inline_keyboard" in markup:
+            record.message["reply_markup"] = copy.deepcopy(markup)
+        else:
+            record.message.pop("reply_markup", None)
+        record.reply_markup = copy.deepcopy(markup)
+        record.edits.append({"kind": kind, "location": copy.deepcopy(location), "time": now, "date": int(now)})
+        return copy.deepcopy(record.message)
 
     # ---------------------------------------------------------------- the rest
     async def _m_answer_callback(self, bot: BotState, params: JSON, files: dict[str, Upload]) -> bool:

@@ -1,5 +1,6 @@
-"""What the people do (the control side): write to the bot or in groups, send a location or a voice
-note, press buttons, add the bot to groups, join, block the bot, upgrade a group to a supergroup."""
+"""What the people do (the control side): write to the bot or in groups, send a location (live, and move
+it) or a voice note, press buttons, add the bot to groups or remove it, join, block the bot, upgrade a
+group to a supergroup."""
 
 from __future__ import annotations
 
@@ -112,6 +113,40 @@ class People(Updates):
             content["caption"] = caption
         return self._user_post(user_id, content, kind="voice", token=token, chat_id=chat_id)
 
+    def user_moves_location(
+        self,
+        user_id: int,
+        message_id: int,
+        latitude: float,
+        longitude: float,
+        *,
+        token: str | None = None,
+        chat_id: int | None = None,
+    ) -> JSON:
+        """The user's live location ``message_id`` moves: the message is edited and each bot that saw it
+        gets an ``edited_message``. Refused (400) once the live period is over, or for any other message."""
+        user = self._user(user_id)
+        chat = self._chat(chat_id if chat_id is not None else user["id"])
+        record = chat.messages.get(int(message_id))
+        if record is None or record.deleted or record.from_user_id != user["id"]:
+            raise bad("message to edit not found")
+        location = record.message.get("location")
+        if not isinstance(location, dict) or not location.get("live_period"):
+            raise bad("there is no live location in the message to edit")
+        if not record.live_open(self.now()):
+            raise bad("message can't be edited")
+        moved = {**location, "latitude": float(latitude), "longitude": float(longitude)}
+        now = self.now()
+        record.message["location"] = moved
+        record.message["edit_date"] = int(now)
+        record.edits.append({"kind": "live_location", "location": copy.deepcopy(moved), "time": now, "date": int(now)})
+        updates: list[JSON] = []
+        for bot in self._bots_seeing(chat, record.message, token):
+            update = self._enqueue(bot, "edited_message", copy.deepcopy(record.message))
+            if update is not None:
+                updates.append(update)
+        return {"message": copy.deepcopy(record.message), "updates": updates, "update": updates[0] if updates else None}
+
     send_text = user_sends_text
 
     send_location = user_sends_location
@@ -213,6 +248,44 @@ class People(Updates):
                 if up:
                     updates.append(up)
         return {"chat": self._chat_info(chat), "updates": updates}
+
+    def remove_bot_from_group(
+        self,
+        chat_id: int,
+        *,
+        token: str | None = None,
+        by_user_id: int | None = None,
+        status: str = "kicked",
+        notify: bool = True,
+    ) -> JSON:
+        """Someone removes (``left``) or bans (``kicked``) the bot from a group: a ``my_chat_member`` update,
+        unless ``notify`` is false (an update the bot never got); posting there then answers 403."""
+        chat = self._chat(chat_id)
+        if chat.type == "private":
+            raise bad("not a group")
+        if status not in ("left", "kicked"):
+            raise bad("status must be left or kicked")
+        bot = self.bot(token)
+        remover_id = by_user_id if by_user_id is not None else chat.creator_id
+        if remover_id is None:
+            raise bad("by_user_id is required for a group without members")
+        remover = self._user(remover_id)
+        old = chat.bot_status.get(bot.token, "left")
+        chat.bot_status[bot.token] = status
+        update = None
+        if notify and old != status:
+            update = self._enqueue(
+                bot,
+                "my_chat_member",
+                {
+                    "chat": self.chat_json(chat),
+                    "from": dict(remover),
+                    "date": int(self.now()),
+                    "old_chat_member": self._member_json(bot.user_json(), old),
+                    "new_chat_member": self._member_json(bot.user_json(), status),
+                },
+            )
+        return {"chat": self._chat_info(chat), "update": update}
 
     def user_joins_group(self, chat_id: int, user_id: int) -> JSON:
         chat = self._chat(chat_id)

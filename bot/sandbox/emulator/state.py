@@ -17,6 +17,7 @@ from typing import Any
 from bot.sandbox.emulator.config import EmulatorConfig, Faults, RateLimits, make_config
 from bot.sandbox.emulator.errors import JSON, ApiError, bad
 
+LIVE_FOREVER = 0x7FFFFFFF  # a live location shared "until I stop it"
 TOKEN_RE = re.compile(r"^(\d{1,20}):([A-Za-z0-9_-]{1,100})$")
 
 
@@ -64,6 +65,15 @@ class MessageRecord:
     reply_markup: JSON | None = None  # as sent (reply keyboards too), current
     deleted: bool = False
     edits: list[JSON] = field(default_factory=list)
+    live_stopped: bool = False  # a live location stopped early (stopMessageLiveLocation)
+
+    def live_open(self, now: float) -> bool:
+        """A live location that can still be moved: not stopped, and within its live period."""
+        location = self.message.get("location")
+        if not isinstance(location, dict) or not location.get("live_period") or self.live_stopped:
+            return False
+        period = int(location["live_period"])
+        return period == LIVE_FOREVER or now < self.time + period
 
     @property
     def text(self) -> str | None:
