@@ -74,11 +74,11 @@ def enqueue_use_cases(connection: redis.Redis, use_cases: Sequence[Sequence[int]
         # use case's own job (its rows go in parallel, the confirmation first).
         first = {nid: URGENT if queues.get(nid) in URGENT_QUEUES else queues.get(nid, UPDATES) for nid in ids}
         confirmations = [nid for nid in ids if queues.get(nid) == URGENT]
-        jobs: list[tuple[str, list[int]]] = []
+        jobs: list[tuple[str, list[int] | int]] = []  # a list: one parallel job; an id: that row alone
         if len(confirmations) > 1:
             jobs.append((URGENT, confirmations))
             told = set(confirmations)
-            jobs += [(queues.get(nid, UPDATES), [nid]) for nid in ids if nid not in told]
+            jobs += [(queues.get(nid, UPDATES), nid) for nid in ids if nid not in told]
         else:
             for members in use_cases:
                 by_queue: dict[str, list[int]] = {}
@@ -92,14 +92,14 @@ def enqueue_use_cases(connection: redis.Redis, use_cases: Sequence[Sequence[int]
         return 0
 
 
-def _push(connection: redis.Redis, jobs: Sequence[tuple[str, list[int]]]) -> None:
-    """Every job in one pipeline: a row alone as :func:`workers.delivery.deliver`, several as
-    :func:`deliver_many`."""
+def _push(connection: redis.Redis, jobs: Sequence[tuple[str, list[int] | int]]) -> None:
+    """Every job in one pipeline: a row alone (an id) as :func:`workers.delivery.deliver`, a list of rows
+    as :func:`deliver_many`."""
     with connection.pipeline() as pipe:
         for name, members in jobs:
             queue = Queue(name, connection=connection)
-            if len(members) == 1:
-                nid = members[0]
+            if isinstance(members, int):
+                nid = members
                 data = Queue.prepare_data(DELIVER, args=(nid,), timeout=JOB_TIMEOUT_S, job_id=job_id(nid),
                                           result_ttl=0, failure_ttl=FAILURE_TTL_S,
                                           description=f"deliver notification {nid}")
