@@ -115,7 +115,7 @@ def yihu_env(
         "YIHU_TELEGRAM_API_URL": emu.url,
         "YIHU_DATA_DIR": str(directory / "data"),
         "YIHU_DATABASE_URL": database_url,
-        "YIHU_FRAMEWORK": "aiogram",
+        "YIHU_FRAMEWORK": "ptb",  # the default face; ``framework="aiogram"`` in ``extra`` for the other
     })
     if redis_url:
         env["YIHU_REDIS_URL"] = redis_url
@@ -263,20 +263,20 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 @contextmanager
 def scratch_postgres(server_url: str) -> Iterator[str]:
-    """A new, empty database on the PostgreSQL server at ``server_url`` (``postgresql://user@host:port``),
-    dropped afterwards; yields its URL."""
+    """A new, empty database on the PostgreSQL server at ``server_url`` (``postgresql://user@host:port``,
+    any database named in it is ignored), dropped afterwards; yields its URL."""
     import sqlalchemy  # noqa: PLC0415
 
     name = f"yihu_bench_{os.getpid()}"
+    server = sqlalchemy.engine.make_url(server_url)
     admin = sqlalchemy.create_engine(
-        server_url.rstrip("/").replace("postgresql://", "postgresql+psycopg://", 1) + "/postgres",
-        isolation_level="AUTOCOMMIT",
+        server.set(drivername="postgresql+psycopg", database="postgres"), isolation_level="AUTOCOMMIT"
     )
     with admin.connect() as connection:
         connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}"'))
         connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
     try:
-        yield f"{server_url.rstrip('/')}/{name}"
+        yield server.set(database=name).render_as_string(hide_password=False)
     finally:
         from groups.db import dispose_engines  # noqa: PLC0415
 
@@ -284,3 +284,20 @@ def scratch_postgres(server_url: str) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def bench_database(url: str | None) -> Iterator[str | None]:
+    """What ``--database URL`` names: None (SQLite in the bench's temp dir) for none or ``sqlite``; for a
+    PostgreSQL URL, a scratch database on that server (see :func:`scratch_postgres`)."""
+    if not url or url == "sqlite":
+        yield None
+        return
+    if not url.startswith("postgresql"):
+        raise SystemExit(f"--database: sqlite or a postgresql:// URL, not {url!r}")
+    with scratch_postgres(url) as scratch:
+        yield scratch
+
+
+def database_label(url: str | None) -> str:
+    return "PostgreSQL" if url and url.startswith("postgresql") else "SQLite"

@@ -1,11 +1,12 @@
 """Faults: 20 % of Bot API calls fail (500s and 429s) and every yihu process is SIGKILLed mid-flood.
 
-Run: ``.venv/bin/python bench/faults.py [--groups 100] [--workers 2]``. The Bot API emulator in this
-process fails 10 % of send calls with 500 and 10 % with 429 (``retry_after`` 1 s), on top of Telegram's
-limits; a private Redis and SQLite in a temp dir; `yihu bot` (the aiogram face) and ``--workers``
-``python -m bot.worker`` processes. The first half of the groups' reporters send "6995" at once; while the
-bot is still writing them and the workers are mid-fan-out, the bot and every worker are SIGKILLed; the
-second half send "6995" while nothing runs; then everything is restarted. Counted from the emulator's
+Run: ``.venv/bin/python bench/faults.py [--groups 100] [--workers 2] [--framework ptb|aiogram]``. The
+Bot API emulator in this process fails 10 % of send calls with 500 and 10 % with 429 (``retry_after``
+1 s), on top of Telegram's limits; a private Redis and SQLite in a temp dir; `yihu bot` (the
+python-telegram-bot face unless ``--framework aiogram``) and ``--workers`` ``python -m bot.worker``
+processes. The first half of the groups' reporters send "6995" at once; while the bot is still writing
+them and the workers are mid-fan-out, the bot and every worker are SIGKILLed; the second half send
+"6995" while nothing runs; then everything is restarted. Counted from the emulator's
 per-chat messages against what each SOS owes (the confirmation, 9 DMs, the group post) and against the
 outbox: lost messages (target 0) and duplicates (target <= 0.1 %).
 """
@@ -50,12 +51,14 @@ NUMBER = re.compile(r"#(\d+)")
 class Yihu:
     """`yihu bot` and the worker processes, startable and killable together."""
 
-    def __init__(self, emu: ThreadedEmulator, directory: Path, village: Village, redis_url: str, workers: int) -> None:
+    def __init__(
+        self, emu: ThreadedEmulator, directory: Path, village: Village, redis_url: str, workers: int, framework: str
+    ) -> None:
         self.emu = emu
         self.directory = directory
         self.redis_url = redis_url
         self.n = workers
-        self.env = yihu_env(emu, directory, village.database_url, redis_url)
+        self.env = yihu_env(emu, directory, village.database_url, redis_url, framework=framework)
         self.settings = Settings(
             bot_token=emu.token, telegram_api_url=emu.url, database_url=village.database_url,
             data_dir=directory / "data", redis_url=redis_url,
@@ -103,6 +106,7 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--framework", default="ptb", choices=["ptb", "aiogram"], help="the bot face (default ptb)")
     args = parser.parse_args()
     half = args.groups // 2
     emu = ThreadedEmulator(faults=FAULTS, seed=6995)
@@ -111,7 +115,7 @@ def main() -> None:
                 EmbeddedRedis(Path(name) / "redis", persist=False) as rds:
             directory = Path(name)
             village = build_village(emu, directory, args.groups)
-            yihu = Yihu(emu, directory, village, rds.url, args.workers)
+            yihu = Yihu(emu, directory, village, rds.url, args.workers, args.framework)
             yihu.start()
             time.sleep(1.0)
             start_call = len(emu.calls())
@@ -197,7 +201,7 @@ def report(
     expected = args.groups * (village.members + 1)
     calls = arrivals(emu, start_call)
     print(f"### faults: {args.groups} SOS, 20 % of sends failing (500 / 429), every process SIGKILLed, "
-          f"{args.workers} workers")
+          f"{args.workers} workers, {args.framework} face")
     print(f"- SOS sent {args.groups} (half before the kill, half while nothing ran); incidents written "
           f"{len(incidents)} (reporters {len(by_reporter)}); SOS lost {args.groups - len(by_reporter)}")
     print(f"- killed {killed_at:.1f} s after the first SOS: {written_at_kill} incidents written, "

@@ -30,7 +30,7 @@ from aiogram.types import (
 )
 from pydantic import ValidationError
 
-from bot.conversation import Conversation
+from bot.conversation import Conversation, Incoming
 from bot.face import (
     ALLOWED_UPDATES,
     LimiterPort,
@@ -46,6 +46,8 @@ from bot.webhook import UpdateRejected, serve_webhook
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
+
+_POLL_TIMEOUT = 10  # seconds a getUpdates long poll waits on the server
 
 
 class SharedLimit(BaseRequestMiddleware):
@@ -135,30 +137,74 @@ class AiogramFace(ReplySender):
             )
 
     async def poll(self, stop: asyncio.Event) -> None:
-        """Long polling until ``stop`` is set. Updates are handled one after another so that an update's
-        offset is confirmed to Telegram only after it was persisted."""
+        """Long polling until ``stop`` is set. Each polled batch is handled a few updates per transaction
+        (:meth:`~bot.face.ReplySender.ingest`) and the offset moves past an update only once it was
+        persisted (aiogram's own ``start_polling`` handles one update at a time)."""
         await self.set_commands()
-        polling = asyncio.create_task(
-            self.dispatcher.start_polling(
-                self.bot,
-                handle_as_tasks=False,
-                allowed_updates=list(ALLOWED_UPDATES),
-                handle_signals=False,
-                close_bot_session=False,
-                polling_timeout=10,
-            )
-        )
-        await stop.wait()
-        with contextlib.suppress(RuntimeError):
-            await self.dispatcher.stop_polling()
-        # The loop may sit in a long getUpdates; an update being handled has its transaction in a thread,
-        # which finishes whatever happens to this task.
-        await asyncio.wait({polling}, timeout=1.0)
-        polling.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await polling
-        await self.drain()
-        await self.bot.session.close()
+        try:
+            offset = await self._poll_loop(stop)
+            if offset is not None:
+                # Confirm what was handled so a restart does not fetch it again (it would be a duplicate).
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.bot.get_updates(offset=offset, timeout=0, limit=1), 3)
+        finally:
+            await self.drain()
+            await self.bot.session.close()
+
+    async def _poll_loop(self, stop: asyncio.Event) -> int | None:
+        offset: int | None = None
+        backoff = 0.5
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                fetch = asyncio.create_task(
+                    self.bot.get_updates(
+                        offset=offset,
+                        timeout=_POLL_TIMEOUT,
+                        allowed_updates=list(ALLOWED_UPDATES),
+                        request_timeout=int(self.bot.session.timeout + _POLL_TIMEOUT),
+                    )
+                )
+                await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not fetch.done():
+                    # Stopping during a long poll: nothing fetched yet, nothing to lose.
+                    fetch.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await fetch
+                    break
+                try:
+                    updates = fetch.result()
+                except Exception as exc:
+                    log.warning("getUpdates failed: %s; retrying in %.1f s", exc, backoff)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), backoff)
+                    backoff = min(backoff * 2, 15.0)
+                    continue
+                backoff = 0.5
+                # Not interrupted by ``stop``: the updates being handled finish.
+                done = await self.ingest(updates, stop)
+                if done:
+                    offset = updates[done - 1].update_id + 1
+                if done < len(updates):
+                    return offset
+        finally:
+            stopping.cancel()
+        return offset
+
+    def incoming_of(self, update: Update) -> Incoming | None:
+        if update.message is not None:
+            return incoming_from_message(update.update_id, update.message)
+        if update.callback_query is not None:
+            return incoming_from_callback(update.update_id, update.callback_query)
+        return None
+
+    async def process_one(self, update: Update, stop: asyncio.Event) -> bool:
+        """Through the dispatcher (its handlers retry a failing update, then raise: logged, skipped)."""
+        try:
+            await self.dispatcher.feed_update(self.bot, update)
+        except Exception:
+            log.exception("update %s skipped after failed attempts", update.update_id)
+        return True
 
     # -- webhook mode (bot/webhook.py serves the HTTP side) ----------------------------------------------
     async def open(self) -> None:

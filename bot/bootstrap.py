@@ -22,7 +22,7 @@ from config.settings import Settings
 from groups.db import get_engine
 from workers import context as worker_context
 from workers import timers
-from workers.fanout import enqueue_batches
+from workers.fanout import enqueue_batches, enqueue_use_cases
 from workers.limiter import Limiter, Limits, bot_id_from_token
 from workers.process import run_worker, spawn_processes
 
@@ -41,12 +41,16 @@ def build_conversation(settings: Settings, redis_url: str, bot_username: str) ->
     def enqueue(ids: list[int]) -> None:
         enqueue_batches(connection, ids, engine)
 
+    def enqueue_many(use_cases: list[list[int]]) -> None:
+        enqueue_use_cases(connection, use_cases, engine)
+
     ports = Ports(
         settings=settings,
         engine=engine,
         bot_id=int(bot_id_from_token(token)),
         bot_username=bot_username,
         enqueue=enqueue,
+        enqueue_many=enqueue_many,
         arm=lambda due: timers.arm(connection, due),
     )
     return Conversation(ports, ROUTERS), Limiter(connection, bot_id_from_token(token))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from functools import partial
 from typing import Any, Protocol
@@ -150,6 +150,51 @@ class ReplySender:
         """Seconds Telegram asked to wait when ``exc`` is a 429, else None."""
         raise NotImplementedError
 
+    # -- a polled batch of updates --------------------------------------------------------------------
+    conversation: Conversation
+
+    def incoming_of(self, update: Any) -> Incoming | None:
+        """The conversation's view of a polled update; None for one only the library's handlers know."""
+        raise NotImplementedError
+
+    async def process_one(self, update: Any, stop: asyncio.Event) -> bool:
+        """Handle one update through the library's dispatcher, retrying failures; True once done with
+        (persisted, or given up on and logged), False when ``stop`` came first."""
+        raise NotImplementedError
+
+    async def ingest(self, updates: Sequence[Any], stop: asyncio.Event) -> int:
+        """Handle one getUpdates batch; return how many updates from its start are done with (fewer than
+        all only when stopping), so that the offset never moves past an update not yet persisted.
+
+        Runs of updates the conversation knows are handled by :func:`ingest_run`; any other update by
+        the library's dispatcher, in its place."""
+        done: set[int] = set()
+        start = 0
+        while start < len(updates):
+            incoming = self.incoming_of(updates[start])
+            if incoming is None:
+                if await self.process_one(updates[start], stop):
+                    done.add(start)
+                start += 1
+                continue
+            end = start
+            run: list[Incoming] = []
+            while end < len(updates) and (known := self.incoming_of(updates[end])) is not None:
+                run.append(known)
+                end += 1
+            polled = updates[start:end]
+
+            def one_by_one(k: int, polled: Sequence[Any] = polled) -> Awaitable[bool]:
+                return self.process_one(polled[k], stop)
+
+            finished = await ingest_run(self, run, one_by_one)
+            done.update(start + k for k in finished)
+            start = end
+        prefix = 0
+        while prefix in done:
+            prefix += 1
+        return prefix
+
     def send_later(self, chat_id: int, outcome: Outcome, callback_id: str | None) -> None:
         task = asyncio.create_task(self._send(chat_id, outcome, callback_id))
         self._sending.add(task)
@@ -169,6 +214,66 @@ class ReplySender:
         """Wait for replies still being sent (graceful stop)."""
         if self._sending:
             await asyncio.wait(set(self._sending), timeout=timeout)
+
+
+def lanes(incomings: Sequence[Incoming], n: int) -> list[list[int]]:
+    """The indexes of ``incomings`` in at most ``n`` lanes, each in order: updates that share a chat or a
+    user are always in the same lane, so one chat's (and one person's) updates are handled in order."""
+    parent = list(range(len(incomings)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[str, int], int] = {}
+    for i, incoming in enumerate(incomings):
+        keys = [("chat", incoming.chat_id)] + ([("user", incoming.user_id)] if incoming.user_id is not None else [])
+        for key in keys:
+            if key in first:
+                parent[root(i)] = root(first[key])
+            else:
+                first[key] = i
+    groups: dict[int, list[int]] = {}
+    for i in range(len(incomings)):
+        groups.setdefault(root(i), []).append(i)
+    out: list[list[int]] = [[] for _ in range(max(1, min(n, len(groups))))]
+    for members in sorted(groups.values(), key=len, reverse=True):
+        min(out, key=len).extend(members)
+    return [sorted(lane) for lane in out if lane]
+
+
+async def ingest_run(
+    face: ReplySender, incomings: Sequence[Incoming], one_by_one: Callable[[int], Awaitable[bool]]
+) -> set[int]:
+    """Handle updates the conversation knows: a few at a time in one transaction (``YIHU_INGEST_BATCH``),
+    in several lanes at once where the database allows concurrent writers; each outcome is sent as soon
+    as its transaction committed. A batch that fails is handled again one update at a time
+    (``one_by_one(index)``, with its retries), so a bad update never holds back the others. Returns the
+    indexes done with."""
+    conversation = face.conversation
+    size = max(1, conversation.ports.settings.ingest_batch)
+    done: set[int] = set()
+
+    async def lane(indexes: list[int]) -> None:
+        for at in range(0, len(indexes), size):
+            chunk = indexes[at : at + size]
+            try:
+                outcomes = await asyncio.to_thread(conversation.handle_batch, [incomings[k] for k in chunk])
+            except Exception:
+                log.exception("a batch of %d updates failed; handling them one by one", len(chunk))
+                for k in chunk:
+                    if not await one_by_one(k):
+                        return  # stopping: the rest of this lane stays for the next start
+                    done.add(k)
+                continue
+            for k, outcome in zip(chunk, outcomes, strict=True):
+                face.send_later(incomings[k].chat_id, outcome, incomings[k].callback_id)
+                done.add(k)
+
+    await asyncio.gather(*(lane(indexes) for indexes in lanes(incomings, conversation.lanes)))
+    return done
 
 
 async def handle_with_retries(conversation: Conversation, incoming: Incoming) -> Outcome:

@@ -238,8 +238,9 @@ class PtbFace(ReplySender):
         await self.poll(stop)
 
     async def poll(self, stop: asyncio.Event) -> None:
-        """Long polling until ``stop`` is set. Updates are handled one after another and the offset moves
-        past an update only once it was persisted."""
+        """Long polling until ``stop`` is set. Each polled batch is handled a few updates per transaction
+        (:meth:`~bot.face.ReplySender.ingest`) and the offset moves past an update only once it was
+        persisted."""
         await self.open()
         try:
             with contextlib.suppress(TelegramError):
@@ -278,14 +279,21 @@ class PtbFace(ReplySender):
                     backoff = min(backoff * 2, 15.0)
                     continue
                 backoff = 0.5
-                for update in updates:
-                    # Not interrupted by ``stop``: the update being handled finishes.
-                    if not await self._process_with_retries(update, stop):
-                        return offset
-                    offset = update.update_id + 1
+                # Not interrupted by ``stop``: the updates being handled finish.
+                done = await self.ingest(updates, stop)
+                if done:
+                    offset = updates[done - 1].update_id + 1
+                if done < len(updates):
+                    return offset
         finally:
             stopping.cancel()
         return offset
+
+    def incoming_of(self, update: Update) -> Incoming | None:
+        return incoming_from_update(update)
+
+    async def process_one(self, update: Update, stop: asyncio.Event) -> bool:
+        return await self._process_with_retries(update, stop)
 
     async def _process_with_retries(self, update: Update, stop: asyncio.Event) -> bool:
         """True once the update is done with (persisted, or given up on); False when stopping first."""

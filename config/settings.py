@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     sweep_interval_s: float = 2.0
     sweep_pending_after_s: float = 3.0
     overload_threshold_s: float = 20.0
+    # Polled updates handled in one transaction (fewer commits and Redis round trips under a flood), and
+    # how many such transactions run at once on PostgreSQL (updates of one chat or user stay in one).
+    ingest_batch: int = Field(default=10, ge=1, le=100)
+    ingest_lanes: int = Field(default=4, ge=1, le=16)
     # Handled-update ids and the payloads of delivered messages of closed incidents older than this are
     # pruned by the sweeper (incidents and their timelines are kept).
     retention_days: float = Field(default=30, gt=0)

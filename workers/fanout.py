@@ -14,19 +14,20 @@ from concurrent.futures import ThreadPoolExecutor
 import redis
 from rq import Queue
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
 
-from groups.model import Notification, Priority
+from groups.model import Priority
 from workers import context as context_module
 from workers.backlog import urgent_waiting
 from workers.delivery import deliver
-from workers.enqueue import enqueue_notifications
-from workers.queues import queue_name
+from workers.enqueue import DELIVER, FAILURE_TTL_S, JOB_TIMEOUT_S, enqueue_notifications
+from workers.queues import URGENT, URGENT_QUEUES, job_id, queue_name
+from workers.routing import route
 
 log = logging.getLogger(__name__)
 
 DELIVER_MANY = "workers.fanout.deliver_many"
 MAX_PARALLEL = 12
+UPDATES = queue_name(Priority.updates)  # where a row that no longer exists would have gone
 BACKLOG_JOBS = 0  # more urgent jobs than this waiting: enqueue rows one by one (queue order decides)
 
 
@@ -42,39 +43,74 @@ def deliver_many(notification_ids: Sequence[int]) -> dict[str, int]:
     return dict(outcomes)
 
 
-def _priorities(engine: Engine, ids: Sequence[int]) -> dict[int, str]:
-    with Session(engine) as session:
-        rows = session.exec(select(Notification.id, Notification.priority).where(col(Notification.id).in_(ids)))
-        return {int(nid): str(priority) for nid, priority in rows if nid is not None}
-
-
 def enqueue_batches(connection: redis.Redis, ids: Sequence[int], engine: Engine) -> int:
     """Enqueue one :func:`deliver_many` job per priority for ``ids`` (one use case's rows, in order).
 
     Never raises: on a Redis error it logs and leaves the rows to the sweeper.
     """
+    return enqueue_use_cases(connection, [ids], engine)
+
+
+def enqueue_use_cases(connection: redis.Redis, use_cases: Sequence[Sequence[int]], engine: Engine) -> int:
+    """Enqueue what several use cases owe (a batch of updates: each use case's rows, in order) in one
+    read of the rows and one Redis pipeline (plus one read of the backlog).
+
+    One use case and no backlog: one :func:`deliver_many` job per priority, its rows in parallel. A
+    batch owing several confirmations is a flood beginning: its confirmations go as one parallel job
+    on the first urgent queue and every other row is routed one by one (:mod:`workers.routing`), so
+    that the queue order tells the reporters first. Under a backlog every row is routed.
+    Never raises: on a Redis error it logs and leaves the rows to the sweeper.
+    """
+    ids = [nid for members in use_cases for nid in members]
     if not ids:
         return 0
     try:
-        by_priority: dict[str, list[int]] = {}
-        priorities = _priorities(engine, ids)
-        for nid in ids:
-            by_priority.setdefault(priorities.get(nid, Priority.updates), []).append(nid)
-        # Any urgent job waiting means a backlog: a batch would jump ahead of rows already waiting on the
-        # tiered urgent queues (workers.routing), so queue the rows one by one and let the order decide.
         if urgent_waiting(connection) > BACKLOG_JOBS:
-            return enqueue_notifications(connection, list(ids), engine=engine)
-        for priority, members in by_priority.items():
-            queue = Queue(queue_name(priority), connection=connection)
-            queue.enqueue(
-                DELIVER_MANY,
-                members,
-                job_id=f"b-{members[0]}-{members[-1]}-{len(members)}",
-                result_ttl=0,
-                failure_ttl=24 * 3600,
-                description=f"deliver notifications {members[0]}..{members[-1]} ({len(members)})",
-            )
+            # Any urgent job waiting means a backlog: a batch would jump ahead of rows already waiting on
+            # the tiered urgent queues, so queue the rows one by one and let the order decide.
+            return enqueue_notifications(connection, ids, engine=engine)
+        queues = route(engine, ids)
+        # The first urgent queue carries the confirmations; every other urgent queue folds into it for a
+        # use case's own job (its rows go in parallel, the confirmation first).
+        first = {nid: URGENT if queues.get(nid) in URGENT_QUEUES else queues.get(nid, UPDATES) for nid in ids}
+        confirmations = [nid for nid in ids if queues.get(nid) == URGENT]
+        jobs: list[tuple[str, list[int] | int]] = []  # a list: one parallel job; an id: that row alone
+        if len(confirmations) > 1:
+            jobs.append((URGENT, confirmations))
+            told = set(confirmations)
+            jobs += [(queues.get(nid, UPDATES), nid) for nid in ids if nid not in told]
+        else:
+            for members in use_cases:
+                by_queue: dict[str, list[int]] = {}
+                for nid in members:
+                    by_queue.setdefault(first[nid], []).append(nid)
+                jobs += list(by_queue.items())
+        _push(connection, jobs)
         return len(ids)
     except redis.RedisError as exc:
-        log.warning("could not enqueue notifications %s (%s); the sweeper will deliver them", list(ids), exc)
+        log.warning("could not enqueue notifications %s (%s); the sweeper will deliver them", ids, exc)
         return 0
+
+
+def _push(connection: redis.Redis, jobs: Sequence[tuple[str, list[int] | int]]) -> None:
+    """Every job in one pipeline: a row alone (an id) as :func:`workers.delivery.deliver`, a list of rows
+    as :func:`deliver_many`."""
+    with connection.pipeline() as pipe:
+        for name, members in jobs:
+            queue = Queue(name, connection=connection)
+            if isinstance(members, int):
+                nid = members
+                data = Queue.prepare_data(DELIVER, args=(nid,), timeout=JOB_TIMEOUT_S, job_id=job_id(nid),
+                                          result_ttl=0, failure_ttl=FAILURE_TTL_S,
+                                          description=f"deliver notification {nid}")
+            else:
+                data = Queue.prepare_data(
+                    DELIVER_MANY,
+                    args=(members,),
+                    job_id=f"b-{members[0]}-{members[-1]}-{len(members)}",
+                    result_ttl=0,
+                    failure_ttl=FAILURE_TTL_S,
+                    description=f"deliver notifications {members[0]}..{members[-1]} ({len(members)})",
+                )
+            queue.enqueue_many([data], pipeline=pipe)
+        pipe.execute()

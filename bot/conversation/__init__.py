@@ -40,25 +40,18 @@ class Conversation:
         for router in routers:
             self.routes.include(router)
 
+    @property
+    def lanes(self) -> int:
+        """How many transactions may write at once: ``YIHU_INGEST_LANES`` on PostgreSQL; one on SQLite,
+        which has one writer at a time anyway."""
+        if self.ports.engine.dialect.name == "sqlite":
+            return 1
+        return max(1, self.ports.settings.ingest_lanes)
+
     # -- entry point -------------------------------------------------------------------------------
     def handle(self, incoming: Incoming) -> Outcome:
-        settings = self.ports.settings
-        language = pick_language(incoming.language_code, settings.language)
-        now = self.ports.clock()
         try:
-            with session_scope(self.ports.engine) as session:
-                turn = Turn(session, incoming, language, now)
-                if not self._first_time(session, incoming):
-                    return Outcome(duplicate=True)
-                try:
-                    self._dispatch(turn)
-                except UserError as refusal:
-                    # Nothing the refused command wrote may stay; the update still counts as handled.
-                    session.rollback()
-                    self._first_time(session, incoming)
-                    turn.effects = Effects()
-                    turn.outcome = Outcome()
-                    self._refuse(turn, refusal)
+            return self.handle_batch([incoming])[0]
         except IntegrityError:
             # The same update raced in on another instance: it is handled there. Any other conflict is
             # a failure to report (the update is then delivered again), not a duplicate to drop.
@@ -68,8 +61,34 @@ class Conversation:
                     raise
             log.info("update %s already handled elsewhere", incoming.update_id)
             return Outcome(duplicate=True)
-        self._after_commit(turn.effects)
-        return turn.outcome
+
+    def handle_batch(self, incomings: Sequence[Incoming]) -> list[Outcome]:
+        """Handle updates in their order in one transaction (one outcome each); what they owe is handed
+        to the workers after the commit, in one go. A user's refusal undoes only that update's writes
+        (a savepoint). Any other failure raises with nothing committed: the caller then handles the
+        updates one by one (:meth:`handle`), so a bad update never holds back the others."""
+        turns: list[Turn | None] = []
+        with session_scope(self.ports.engine) as session:
+            for incoming in incomings:
+                turns.append(self._turn(session, incoming))
+        self._after_commit([turn.effects for turn in turns if turn is not None])
+        return [turn.outcome if turn is not None else Outcome(duplicate=True) for turn in turns]
+
+    def _turn(self, session: Session, incoming: Incoming) -> Turn | None:
+        """One update inside the batch's transaction; None when it was handled before."""
+        if not self._first_time(session, incoming):
+            return None
+        language = pick_language(incoming.language_code, self.ports.settings.language)
+        turn = Turn(session, incoming, language, self.ports.clock())
+        try:
+            with session.begin_nested():
+                self._dispatch(turn)
+        except UserError as refusal:
+            # Nothing the refused command wrote may stay; the update still counts as handled.
+            turn.effects = Effects()
+            turn.outcome = Outcome()
+            self._refuse(turn, refusal)
+        return turn
 
     def _first_time(self, session: Session, incoming: Incoming) -> bool:
         keys = [("update", str(incoming.update_id))]
@@ -90,18 +109,20 @@ class Conversation:
         session.flush()
         return True
 
-    def _after_commit(self, effects: Effects) -> None:
+    def _after_commit(self, effects: Sequence[Effects]) -> None:
         # The database already holds the work; if Redis is down the sweeper picks it up.
-        if effects.notifications:
+        use_cases = [e.notifications for e in effects if e.notifications]
+        if use_cases:
             try:
-                self.ports.enqueue(effects.notifications)
+                self.ports.enqueue_use_cases(use_cases)
             except Exception:
-                log.exception("enqueue of %s failed; the sweeper will deliver them", effects.notifications)
-        if effects.timers:
+                log.exception("enqueue of %s failed; the sweeper will deliver them", use_cases)
+        timers = [timer for e in effects for timer in e.timers]
+        if timers:
             try:
-                self.ports.arm(effects.timers)
+                self.ports.arm(timers)
             except Exception:
-                log.exception("arming timers %s failed; the sweeper will re-arm them", effects.timers)
+                log.exception("arming timers %s failed; the sweeper will re-arm them", timers)
 
     def _refuse(self, turn: Turn, refusal: UserError) -> None:
         key = refusal.key

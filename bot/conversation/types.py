@@ -71,9 +71,19 @@ class Ports:
     engine: Engine
     bot_id: int
     bot_username: str
-    enqueue: Callable[[list[int]], None]
+    enqueue: Callable[[list[int]], None]  # one use case's outbox ids
     arm: Callable[[list[Timer]], None]
     clock: Callable[[], datetime] = utcnow
+    # Several use cases' outbox ids at once (a batch of updates), in one round of Redis calls; when not
+    # wired, ``enqueue`` is called for each.
+    enqueue_many: Callable[[list[list[int]]], None] | None = None
+
+    def enqueue_use_cases(self, use_cases: list[list[int]]) -> None:
+        if self.enqueue_many is not None:
+            self.enqueue_many(use_cases)
+            return
+        for ids in use_cases:
+            self.enqueue(ids)
 
 
 @dataclass

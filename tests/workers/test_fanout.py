@@ -7,10 +7,10 @@ from rq import Queue
 
 from config.settings import Settings
 from groups.db import get_engine
-from groups.model import DeliveryStatus, Priority
+from groups.model import DeliveryStatus, Notification, Priority
 from tests.support.delivery import ThreadedEmulator, add, db_url, drain, emu, note, row, settings  # noqa: F401
-from workers.fanout import BACKLOG_JOBS, deliver_many, enqueue_batches
-from workers.queues import queue_name
+from workers.fanout import BACKLOG_JOBS, deliver_many, enqueue_batches, enqueue_use_cases
+from workers.queues import URGENT, URGENT_DM, queue_name
 
 
 def test_deliver_many_sends_each_row_once_first_row_first(emu: ThreadedEmulator, settings: Settings) -> None:
@@ -57,3 +57,23 @@ def test_under_a_backlog_rows_are_enqueued_one_by_one(
     queued = {job_id for queue in queues for job_id in queue.get_job_ids()}
     assert not any(job_id.startswith("b-") for job_id in queued)
     assert {f"n-{nid}" for nid in ids} <= queued
+
+
+def test_a_batch_owing_several_confirmations_sends_them_first_as_one_job(
+    emu: ThreadedEmulator, settings: Settings, redis_url: str
+) -> None:
+    users = [emu.user(f"u{i}") for i in range(4)]
+
+    def confirmation(chat_id: int, text: str) -> Notification:
+        return Notification(purpose="confirmation", chat_id=chat_id, payload={"text": text}, priority=Priority.urgent)
+
+    first = add(settings, confirmation(users[0], "confirm 1"), note(users[1], "alert 1", priority=Priority.urgent))
+    second = add(settings, confirmation(users[2], "confirm 2"), note(users[3], "alert 2", priority=Priority.urgent))
+    connection = redis.Redis.from_url(redis_url)
+    assert enqueue_use_cases(connection, [first, second], get_engine(settings.resolved_database_url)) == 4
+    urgent = Queue(URGENT, connection=connection)
+    dms = Queue(URGENT_DM, connection=connection)
+    assert [job.args for job in urgent.get_jobs()] == [([first[0], second[0]],)]  # both reporters, in parallel
+    assert [job.args for job in dms.get_jobs()] == [(first[1],), (second[1],)]  # then the rest, routed
+    drain(settings, first + second)
+    assert sorted(m["params"]["text"] for m in emu.sent()) == ["alert 1", "alert 2", "confirm 1", "confirm 2"]
