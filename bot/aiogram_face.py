@@ -196,6 +196,10 @@ class AiogramFace(ReplySender):
             return incoming_from_message(update.update_id, update.message)
         if update.callback_query is not None:
             return incoming_from_callback(update.update_id, update.callback_query)
+        if update.edited_message is not None:
+            return incoming_from_message(update.update_id, update.edited_message, edited=True)
+        if update.my_chat_member is not None:
+            return incoming_from_chat_member(update.update_id, update.my_chat_member)
         return None
 
     async def process_one(self, update: Update, stop: asyncio.Event) -> bool:
