@@ -9,7 +9,7 @@ from bot.bootstrap import ROUTERS
 from bot.features.alerts.payloads import Respond, SendAsSos
 from bot.render.texts import t
 from groups.model import Incident, Member
-from tests.support.conversation import Chat, wire_village
+from tests.support.conversation import BOT_USERNAME, Chat, wire_village
 
 
 @pytest.fixture
@@ -113,3 +113,13 @@ def test_help_of_the_referral_departments_says_what_they_receive(chat: Chat) -> 
         (department_help,) = chat.texts(key, "/help")
         assert "转介" in department_help and "/referral_done" in department_help, key
         assert "/cases" not in department_help and "/ack" not in department_help
+
+
+def test_bind_addressed_to_the_bot_under_privacy_mode(chat: Chat) -> None:
+    """In a group with privacy mode, /bind@<botname> is how the command reaches the bot; another bot's is ignored."""
+    chat.link("g1m1")
+    code = chat.group("g1").bind_code
+    other = chat.send("g1m1", f"/bind@some_other_bot {code}", chat_id=-1_000_777, chat_type="supergroup")
+    assert other.replies == [] and chat.group("g1").chat_id != -1_000_777
+    (bound,) = chat.texts("g1m1", f"/bind@{BOT_USERNAME} {code}", chat_id=-1_000_777, chat_type="supergroup")
+    assert "第一联防组" in bound and chat.group("g1").chat_id == -1_000_777
