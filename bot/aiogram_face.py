@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from bot.conversation import Conversation, Incoming
 from bot.face import (
     ALLOWED_UPDATES,
+    POLL_TIMEOUT,
     LimiterPort,
     ReplySender,
     command_menu,
@@ -47,7 +48,6 @@ from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_POLL_TIMEOUT = 10  # seconds a getUpdates long poll waits on the server
 
 
 class SharedLimit(BaseRequestMiddleware):
@@ -152,44 +152,15 @@ class AiogramFace(ReplySender):
             await self.bot.session.close()
 
     async def _poll_loop(self, stop: asyncio.Event) -> int | None:
-        offset: int | None = None
-        backoff = 0.5
-        stopping = asyncio.create_task(stop.wait())
-        try:
-            while not stop.is_set():
-                fetch = asyncio.create_task(
-                    self.bot.get_updates(
-                        offset=offset,
-                        timeout=_POLL_TIMEOUT,
-                        allowed_updates=list(ALLOWED_UPDATES),
-                        request_timeout=int(self.bot.session.timeout + _POLL_TIMEOUT),
-                    )
-                )
-                await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                if not fetch.done():
-                    # Stopping during a long poll: nothing fetched yet, nothing to lose.
-                    fetch.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await fetch
-                    break
-                try:
-                    updates = fetch.result()
-                except Exception as exc:
-                    log.warning("getUpdates failed: %s; retrying in %.1f s", exc, backoff)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), backoff)
-                    backoff = min(backoff * 2, 15.0)
-                    continue
-                backoff = 0.5
-                # Not interrupted by ``stop``: the updates being handled finish.
-                done = await self.ingest(updates, stop)
-                if done:
-                    offset = updates[done - 1].update_id + 1
-                if done < len(updates):
-                    return offset
-        finally:
-            stopping.cancel()
-        return offset
+        async def fetch(offset: int | None) -> list[Update]:
+            return await self.bot.get_updates(
+                offset=offset,
+                timeout=POLL_TIMEOUT,
+                allowed_updates=list(ALLOWED_UPDATES),
+                request_timeout=int(self.bot.session.timeout + POLL_TIMEOUT),
+            )
+
+        return await self.poll_loop(fetch, stop, (Exception,))
 
     def incoming_of(self, update: Update) -> Incoming | None:
         if update.message is not None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import timedelta
 from functools import partial
 from typing import Any, Protocol
@@ -16,6 +17,7 @@ from config.settings import LANGUAGES, Language
 log = logging.getLogger(__name__)
 
 REPLY_ATTEMPTS = 3
+POLL_TIMEOUT = 10  # seconds a getUpdates long poll waits on the server
 HANDLE_ATTEMPTS = 5  # a failing update (database busy or down) is tried this often before it is given up
 
 # aiogram derives allowed_updates from its handlers; ask explicitly or button presses never arrive.
@@ -162,6 +164,46 @@ class ReplySender:
         (persisted, or given up on and logged), False when ``stop`` came first."""
         raise NotImplementedError
 
+    async def poll_loop(
+        self,
+        fetch: Callable[[int | None], Coroutine[Any, Any, Sequence[Any]]],
+        stop: asyncio.Event,
+        failures: tuple[type[Exception], ...],
+    ) -> int | None:
+        """Long-poll with ``fetch(offset)`` until ``stop`` is set, each batch through :meth:`ingest`; a fetch
+        failing with one of ``failures`` is tried again with backoff. Returns the offset past the last update
+        done with (None when nothing came)."""
+        offset: int | None = None
+        backoff = 0.5
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                fetch_task = asyncio.create_task(fetch(offset))
+                await asyncio.wait({fetch_task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not fetch_task.done():
+                    # Stopping during a long poll: nothing fetched yet, nothing to lose.
+                    fetch_task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, *failures):
+                        await fetch_task
+                    break
+                try:
+                    updates = fetch_task.result()
+                except failures as exc:
+                    log.warning("getUpdates failed: %s; retrying in %.1f s", exc, backoff)
+                    await sleep_unless(stop, backoff)
+                    backoff = min(backoff * 2, 15.0)
+                    continue
+                backoff = 0.5
+                # Not interrupted by ``stop``: the updates being handled finish.
+                done = await self.ingest(updates, stop)
+                if done:
+                    offset = updates[done - 1].update_id + 1
+                if done < len(updates):
+                    return offset
+        finally:
+            stopping.cancel()
+        return offset
+
     async def ingest(self, updates: Sequence[Any], stop: asyncio.Event) -> int:
         """Handle one getUpdates batch; return how many updates from its start are done with (fewer than
         all only when stopping), so that the offset never moves past an update not yet persisted.
@@ -274,6 +316,13 @@ async def ingest_run(
 
     await asyncio.gather(*(lane(indexes) for indexes in lanes(incomings, conversation.lanes)))
     return done
+
+
+async def sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep; True when ``stop`` was set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
 
 
 async def handle_with_retries(conversation: Conversation, incoming: Incoming) -> Outcome:

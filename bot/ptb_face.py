@@ -39,6 +39,7 @@ from telegram.ext import (
 from bot.conversation import Conversation, Incoming
 from bot.face import (
     ALLOWED_UPDATES,
+    POLL_TIMEOUT,
     LimiterPort,
     ReplySender,
     command_menu,
@@ -47,13 +48,13 @@ from bot.face import (
     incoming_from_message,
     pace,
     seconds,
+    sleep_unless,
 )
 from bot.webhook import UpdateRejected, serve_webhook
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_POLL_TIMEOUT = 10  # seconds a getUpdates long poll waits on the server
 _ATTEMPTS = 5  # a failing update (database down) is retried this often before it is skipped
 
 # Where a handler reports that the conversation failed, so the caller does not confirm the update
@@ -256,38 +257,11 @@ class PtbFace(ReplySender):
 
     async def _poll_loop(self, stop: asyncio.Event) -> int | None:
         bot = self.application.bot
-        offset: int | None = None
-        backoff = 0.5
-        stopping = asyncio.create_task(stop.wait())
-        try:
-            while not stop.is_set():
-                fetch = asyncio.create_task(
-                    bot.get_updates(offset=offset, timeout=_POLL_TIMEOUT, allowed_updates=list(ALLOWED_UPDATES))
-                )
-                await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                if not fetch.done():
-                    # Stopping during a long poll: nothing fetched yet, nothing to lose.
-                    fetch.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, TelegramError):
-                        await fetch
-                    break
-                try:
-                    updates = fetch.result()
-                except TelegramError as exc:
-                    log.warning("getUpdates failed: %s; retrying in %.1f s", exc, backoff)
-                    await _sleep_unless(stop, backoff)
-                    backoff = min(backoff * 2, 15.0)
-                    continue
-                backoff = 0.5
-                # Not interrupted by ``stop``: the updates being handled finish.
-                done = await self.ingest(updates, stop)
-                if done:
-                    offset = updates[done - 1].update_id + 1
-                if done < len(updates):
-                    return offset
-        finally:
-            stopping.cancel()
-        return offset
+
+        async def fetch(offset: int | None) -> tuple[Update, ...]:
+            return await bot.get_updates(offset=offset, timeout=POLL_TIMEOUT, allowed_updates=list(ALLOWED_UPDATES))
+
+        return await self.poll_loop(fetch, stop, (TelegramError,))
 
     def incoming_of(self, update: Update) -> Incoming | None:
         return incoming_from_update(update)
@@ -306,15 +280,10 @@ class PtbFace(ReplySender):
                 log.exception("update %s failed (attempt %d of %d)", update.update_id, attempt, _ATTEMPTS)
             if attempt == _ATTEMPTS:
                 break
-            if await _sleep_unless(stop, delay):
+            if await sleep_unless(stop, delay):
                 return False
             delay *= 2
         log.error("update %s skipped after %d failed attempts", update.update_id, _ATTEMPTS)
         return True
 
 
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep; True when ``stop`` was set meanwhile."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-    return stop.is_set()
