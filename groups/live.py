@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
@@ -23,7 +22,7 @@ from sqlmodel import Session, col, select
 from groups.directory import incident_group, is_open, load_incident, member_id
 from groups.effects import Effects
 from groups.model import DeliveryStatus, Incident, LiveLocation, Member, Notification, Priority, Purpose
-from groups.outbox import audience_rows, incident_id, notify_chat, notify_member, pending_ids, to_staff
+from groups.outbox import audience_rows, incident_id, notify_chat, notify_member, owe_like, pending_ids, to_staff
 
 LIVE_LOCATION = "live_location"
 LIVE_EDIT = "live_edit"
@@ -170,7 +169,7 @@ def _edit(session: Session, share: LiveLocation, sent: Notification, now: dateti
     superseded = [row.id for row in earlier if row.status in (DeliveryStatus.sent, *_DONE)]
     if superseded:
         session.exec(delete(Notification).where(col(Notification.id).in_(superseded)))
-    return _owe_like(session, sent, LIVE_EDIT, {"edit_of": sent.id, "live_id": share.id},
+    return owe_like(session, sent, LIVE_EDIT, {"edit_of": sent.id, "live_id": share.id},
                      f"{prefix}{share.version}", now)
 
 
@@ -179,28 +178,4 @@ def _stop(session: Session, sent: Notification, now: datetime) -> Notification |
     if session.exec(select(Notification.id).where(Notification.dedupe_key == key)).first() is not None:
         return None
     payload = {"edit_of": sent.id, "live_id": sent.payload.get("live_id")}
-    return _owe_like(session, sent, LIVE_STOP, payload, key, now)
-
-
-def _owe_like(
-    session: Session, target: Notification, kind: str, payload: dict[str, Any], dedupe_key: str, now: datetime
-) -> Notification:
-    """A row to the same recipient (member or group chat) as ``target``, by the same channel."""
-    row = Notification(
-        incident_id=target.incident_id,
-        recipient_id=target.recipient_id,
-        group_id=target.group_id,
-        chat_id=target.chat_id,
-        channel=target.channel,
-        purpose=Purpose.update.value,
-        priority=Priority.updates.value,
-        kind=kind,
-        payload=payload,
-        dedupe_key=dedupe_key,
-        status=DeliveryStatus.pending.value,
-        created_at=now,
-        next_attempt_at=now,
-    )
-    session.add(row)
-    session.flush()
-    return row
+    return owe_like(session, sent, LIVE_STOP, payload, key, now)

@@ -196,16 +196,26 @@ def _edit_of(session: Session, target: Notification, now: datetime) -> Notificat
     earlier = session.exec(select(Notification).where(col(Notification.dedupe_key).startswith(prefix))).all()
     if any(row.status == DeliveryStatus.pending.value for row in earlier):
         return None
+    return owe_like(session, target, "edit", {"template": "alert", "edit_of": target.id},
+                    f"{prefix}{len(earlier) + 1}", now)
+
+
+def owe_like(
+    session: Session, target: Notification, kind: str, payload: dict[str, Any], dedupe_key: str, now: datetime
+) -> Notification:
+    """An update row to the same recipient (member or group chat) as ``target``, by the same channel: an
+    edit of the message ``target`` sent (tally, live location)."""
     row = Notification(
         incident_id=target.incident_id,
         recipient_id=target.recipient_id,
         group_id=target.group_id,
         chat_id=target.chat_id,
+        channel=target.channel,
         purpose=Purpose.update.value,
         priority=Priority.updates.value,
-        kind="edit",
-        payload={"template": "alert", "edit_of": target.id},
-        dedupe_key=f"{prefix}{len(earlier) + 1}",
+        kind=kind,
+        payload=payload,
+        dedupe_key=dedupe_key,
         status=DeliveryStatus.pending.value,
         created_at=now,
         next_attempt_at=now,
