@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 
 from bot.sandbox.emulator.errors import JSON, bad
-from bot.sandbox.emulator.state import CallbackRecord, ChatState
+from bot.sandbox.emulator.state import BotState, CallbackRecord, ChatState
 from bot.sandbox.emulator.textparse import auto_entities
 from bot.sandbox.emulator.updates import Updates
 
@@ -220,24 +220,8 @@ class People(Updates):
         self, chat_id: int, *, token: str | None = None, by_user_id: int | None = None, status: str = "member"
     ) -> JSON:
         """Someone adds the bot to a group: a ``my_chat_member`` update and a ``new_chat_members`` message."""
-        chat = self._chat(chat_id)
-        if chat.type == "private":
-            raise bad("not a group")
-        bot = self.bot(token)
-        adder_id = by_user_id if by_user_id is not None else chat.creator_id
-        if adder_id is None:
-            raise bad("by_user_id is required for a group without members")
-        adder = self._user(adder_id)
-        old = chat.bot_status.get(bot.token, "left")
-        chat.bot_status[bot.token] = status
+        chat, bot, adder, old, member_update = self._bot_status_change(chat_id, token, by_user_id, status)
         updates: list[JSON] = []
-        member_update = {
-            "chat": self.chat_json(chat),
-            "from": dict(adder),
-            "date": int(self.now()),
-            "old_chat_member": self._member_json(bot.user_json(), old),
-            "new_chat_member": self._member_json(bot.user_json(), status),
-        }
         up = self._enqueue(bot, "my_chat_member", member_update)
         if up:
             updates.append(up)
@@ -260,32 +244,34 @@ class People(Updates):
     ) -> JSON:
         """Someone removes (``left``) or bans (``kicked``) the bot from a group: a ``my_chat_member`` update,
         unless ``notify`` is false (an update the bot never got); posting there then answers 403."""
+        if status not in ("left", "kicked"):
+            raise bad("status must be left or kicked")
+        chat, bot, _, old, member_update = self._bot_status_change(chat_id, token, by_user_id, status)
+        update = self._enqueue(bot, "my_chat_member", member_update) if notify and old != status else None
+        return {"chat": self._chat_info(chat), "update": update}
+
+    def _bot_status_change(
+        self, chat_id: int, token: str | None, by_user_id: int | None, status: str
+    ) -> tuple[ChatState, BotState, JSON, str, JSON]:
+        """Set the bot's status in a group chat; (chat, bot, actor, old status, the my_chat_member body)."""
         chat = self._chat(chat_id)
         if chat.type == "private":
             raise bad("not a group")
-        if status not in ("left", "kicked"):
-            raise bad("status must be left or kicked")
         bot = self.bot(token)
-        remover_id = by_user_id if by_user_id is not None else chat.creator_id
-        if remover_id is None:
+        actor_id = by_user_id if by_user_id is not None else chat.creator_id
+        if actor_id is None:
             raise bad("by_user_id is required for a group without members")
-        remover = self._user(remover_id)
+        actor = self._user(actor_id)
         old = chat.bot_status.get(bot.token, "left")
         chat.bot_status[bot.token] = status
-        update = None
-        if notify and old != status:
-            update = self._enqueue(
-                bot,
-                "my_chat_member",
-                {
-                    "chat": self.chat_json(chat),
-                    "from": dict(remover),
-                    "date": int(self.now()),
-                    "old_chat_member": self._member_json(bot.user_json(), old),
-                    "new_chat_member": self._member_json(bot.user_json(), status),
-                },
-            )
-        return {"chat": self._chat_info(chat), "update": update}
+        body = {
+            "chat": self.chat_json(chat),
+            "from": dict(actor),
+            "date": int(self.now()),
+            "old_chat_member": self._member_json(bot.user_json(), old),
+            "new_chat_member": self._member_json(bot.user_json(), status),
+        }
+        return chat, bot, actor, old, body
 
     def user_joins_group(self, chat_id: int, user_id: int) -> JSON:
         chat = self._chat(chat_id)
