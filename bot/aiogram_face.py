@@ -41,6 +41,7 @@ from bot.face import (
     incoming_from_callback,
     incoming_from_chat_member,
     incoming_from_message,
+    incoming_from_update,
     pace,
 )
 from bot.webhook import UpdateRejected, serve_webhook
@@ -163,15 +164,7 @@ class AiogramFace(ReplySender):
         return await self.poll_loop(fetch, stop, (Exception,))
 
     def incoming_of(self, update: Update) -> Incoming | None:
-        if update.message is not None:
-            return incoming_from_message(update.update_id, update.message)
-        if update.callback_query is not None:
-            return incoming_from_callback(update.update_id, update.callback_query)
-        if update.edited_message is not None:
-            return incoming_from_message(update.update_id, update.edited_message, edited=True)
-        if update.my_chat_member is not None:
-            return incoming_from_chat_member(update.update_id, update.my_chat_member)
-        return None
+        return incoming_from_update(update)
 
     async def process_one(self, update: Update, stop: asyncio.Event) -> bool:
         """Through the dispatcher (its handlers retry a failing update, then raise: logged, skipped)."""

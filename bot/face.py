@@ -135,6 +135,19 @@ def incoming_from_callback(update_id: int, query: Any) -> Incoming:
     )
 
 
+def incoming_from_update(update: Any) -> Incoming | None:
+    """The conversation's view of an update of either library; None for updates it does not handle."""
+    if update.message is not None:
+        return incoming_from_message(update.update_id, update.message)
+    if update.callback_query is not None:
+        return incoming_from_callback(update.update_id, update.callback_query)
+    if update.edited_message is not None:
+        return incoming_from_message(update.update_id, update.edited_message, edited=True)
+    if update.my_chat_member is not None:
+        return incoming_from_chat_member(update.update_id, update.my_chat_member)
+    return None
+
+
 class ReplySender:
     """Sends an :class:`Outcome` back after the update was persisted, in the background, so the next
     update is never held up by one chat's rate limit; ``drain`` waits for them on a graceful stop."""

@@ -46,6 +46,7 @@ from bot.face import (
     incoming_from_callback,
     incoming_from_chat_member,
     incoming_from_message,
+    incoming_from_update,
     pace,
     seconds,
     sleep_unless,
@@ -103,19 +104,6 @@ def markup(data: dict[str, Any] | None) -> Markup | None:
         for row in data["keyboard"]
     ]
     return ReplyKeyboardMarkup(rows, **options)
-
-
-def incoming_from_update(update: Update) -> Incoming | None:
-    """The conversation's view of a PTB update; None for updates the conversation does not handle."""
-    if update.message is not None:
-        return incoming_from_message(update.update_id, update.message)
-    if update.callback_query is not None:
-        return incoming_from_callback(update.update_id, update.callback_query)
-    if update.edited_message is not None:
-        return incoming_from_message(update.update_id, update.edited_message, edited=True)
-    if update.my_chat_member is not None:
-        return incoming_from_chat_member(update.update_id, update.my_chat_member)
-    return None
 
 
 class PtbFace(ReplySender):

@@ -20,6 +20,7 @@ from aiogram.types import Update as AiogramUpdate
 from sqlmodel import select
 
 from bot import aiogram_face, ptb_face
+from bot.face import incoming_from_update
 from bot.render.keyboards import category_buttons, response_buttons, sos_keyboard
 from bot.runtime import serve_bot
 from bot.webhook import SECRET_HEADER
@@ -302,7 +303,7 @@ def test_both_faces_convert_updates_alike(data: dict[str, Any]) -> None:
     else:
         assert parsed.callback_query is not None
         expected = aiogram_face.incoming_from_callback(parsed.update_id, parsed.callback_query)
-    incoming = ptb_face.incoming_from_update(telegram.Update.de_json(data, None))
+    incoming = incoming_from_update(telegram.Update.de_json(data, None))
     assert incoming == expected
     assert incoming.update_id == data["update_id"] and incoming.chat_type in ("private", "group")
 
