@@ -1,9 +1,9 @@
 """Forgetting a member (隐私删除): ``yihu members forget KEY`` for a privacy request.
 
 What goes: the name, the phone, the Telegram link, and every free text the person wrote — the text and
-location of the incidents they raised, what they attached (forwarded words, voice notes, locations),
-the notes and reasons they gave when closing, escalating or answering a referral, and the outbox
-payloads that carry any of it. What stays: the member key, as reporter, responder and actor, so that
+location of the incidents they raised, what they attached (forwarded words, voice notes, locations, live
+locations), the notes and reasons they gave when closing, escalating or answering a referral, and the
+outbox payloads that carry any of it. What stays: the member key, as reporter, responder and actor, so that
 incidents, responses and the ledger still count; the person is shown as erased (已删除).
 
 A forgotten key stays forgotten: a later roster import naming it keeps it erased (``groups.roster.sync``).
@@ -26,6 +26,7 @@ from groups.model import (
     DeliveryStatus,
     Incident,
     IncidentEvent,
+    LiveLocation,
     Notification,
     Referral,
 )
@@ -41,7 +42,7 @@ CODE_DETAILS: Final[frozenset[str]] = frozenset(
     {"raised", "category", "response", "acknowledged", "attachment", "referred"}
 )
 # Payload fields that hold the reporter's own words, voice or whereabouts (forwarded attachments).
-REPORTER_FIELDS: Final[frozenset[str]] = frozenset({"text", "latitude", "longitude", "from_chat_id"})
+REPORTER_FIELDS: Final[frozenset[str]] = frozenset({"text", "latitude", "longitude", "from_chat_id", "live_id"})
 # Payload fields that hold what the acting member (payload "by") wrote: a closing note, an escalation reason.
 ACTOR_FIELDS: Final[tuple[str, ...]] = ("note", "reason")
 _UNSENT: Final[tuple[str, ...]] = (DeliveryStatus.pending.value, DeliveryStatus.sending.value)
@@ -95,6 +96,7 @@ def forget_member(session: Session, key: str, now: datetime, *, force: bool = Fa
         forced=sorted(set(open_numbers) | set(referrals)),
     )
     _erase_incidents(session, reported, result)
+    _erase_live_locations(session, mid, result)
     written = _erase_events(session, mid, result)
     _erase_referral_notes(session, written, result)
     _erase_payloads(session, mid, result.incidents, {n for n, _ in written}, result)
@@ -132,6 +134,14 @@ def _erase_incidents(session: Session, reported: Any, result: ErasureResult) -> 
             incident.latitude = incident.longitude = None
             session.add(incident)
             result.texts += 1
+
+
+def _erase_live_locations(session: Session, mid: int, result: ErasureResult) -> None:
+    """The live locations they shared (their whereabouts, their chat): gone; the rows that sent or
+    followed them are emptied with the other forwards, so nothing follows them any more."""
+    for share in session.exec(select(LiveLocation).where(LiveLocation.reporter_id == mid)).all():
+        session.delete(share)
+        result.texts += 1
 
 
 def _erase_events(session: Session, mid: int, result: ErasureResult) -> list[tuple[int, datetime]]:

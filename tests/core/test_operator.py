@@ -18,6 +18,7 @@ from groups import alerts, cases, escalation, referrals
 from groups.db import get_engine, session_scope
 from groups.erasure import ERASED_NAME, forget_member
 from groups.errors import UserError
+from groups.live import LiveSource
 from groups.model import DeliveryStatus, HouseholdGroup, Incident, IncidentEvent, Member, Notification, Referral
 from groups.onboarding import link_member
 from groups.operator import relink_member, rotate_token, unbind_group
@@ -62,8 +63,9 @@ def _rows(s: Session, number: int) -> list[Notification]:
 
 
 def _m2_raises_attaches_and_is_answered(v: Village) -> int:
-    """m2 raises a fire alert with words and a location, repeats it, attaches words, a voice note and a
-    location; m3 answers; w1 resolves it. Half of the forwarded rows were delivered, half are pending."""
+    """m2 raises a fire alert with words and a location, repeats it, attaches words, a voice note, a
+    location and a live location; m3 answers; w1 resolves it. Half of the forwarded rows were delivered,
+    half are pending."""
     with v.session() as s:
         m2 = v.actor(s, "m2")
         number = alerts.raise_alert(s, m2, T0, "fire", WORDS[0], (30.12345, 120.54321)).incident_id
@@ -75,6 +77,8 @@ def _m2_raises_attaches_and_is_answered(v: Village) -> int:
         alerts.attach(s, m2, T0 + timedelta(seconds=30), text=WORDS[1])
         alerts.attach(s, m2, T0 + timedelta(seconds=40), voice=(v.uid("m2"), 77))
         alerts.attach(s, m2, T0 + timedelta(seconds=50), location=(31.98765, 121.4321))
+        alerts.attach(s, m2, T0 + timedelta(seconds=55), location=(32.24680, 122.1357),
+                      live=LiveSource(v.uid("m2"), 78, 900))
         forwarded = [r for r in _rows(s, number) if r.kind in ("copy", "location") or "text" in r.payload]
         assert forwarded and any(r.kind == "copy" for r in forwarded)
         for row in forwarded[::2]:
@@ -89,7 +93,7 @@ def test_forget_erases_the_person_everywhere_and_the_incident_stays_countable(vi
     v = village
     number = _m2_raises_attaches_and_is_answered(v)
     before = _dump(v)
-    for trace in (*WORDS, PHONE, "N-m2", "31.98765", str(v.uid("m2"))):
+    for trace in (*WORDS, PHONE, "N-m2", "31.98765", "32.2468", str(v.uid("m2"))):
         assert _holds(before, trace), trace  # the test would prove nothing otherwise
 
     with v.session() as s:
@@ -97,10 +101,10 @@ def test_forget_erases_the_person_everywhere_and_the_incident_stays_countable(vi
         s.commit()
 
     after = _dump(v)
-    for trace in (*WORDS, PHONE, "N-m2", "30.12345", "31.98765", str(v.uid("m2"))):
+    for trace in (*WORDS, PHONE, "N-m2", "30.12345", "31.98765", "32.2468", str(v.uid("m2"))):
         assert not _holds(after, trace), trace
     assert result.linked and result.phone and result.incidents == [number] and result.forced == []
-    assert result.texts == 1 and result.details >= 1 and result.payloads >= 3 and result.withheld >= 1
+    assert result.texts == 2 and result.details >= 1 and result.payloads >= 3 and result.withheld >= 1  # text, live
     with Session(v.engine) as s:
         m2 = v.member(s, "m2")
         assert (m2.name, m2.phone, m2.telegram_user_id, m2.active) == (ERASED_NAME, None, None, False)
@@ -109,8 +113,10 @@ def test_forget_erases_the_person_everywhere_and_the_incident_stays_countable(vi
         incident = s.get(Incident, number)
         assert incident is not None and incident.reporter_id == m2.id and incident.category == "fire"
         assert (incident.text, incident.latitude, incident.longitude) == (None, None, None)
-        events = {e.kind: e.detail for e in s.exec(select(IncidentEvent)).all()}
-        assert events["raised"] == "fire" and events["attachment"] == "location"  # codes stay
+        all_events = s.exec(select(IncidentEvent)).all()
+        events = {e.kind: e.detail for e in all_events}
+        attached = [e.detail for e in all_events if e.kind == "attachment"]
+        assert events["raised"] == "fire" and attached == ["text", "voice", "location", "live"]  # codes stay
         assert events["repeat"] is None and events["resolved"] == "已扑灭"  # w1's note is not m2's
         withheld = [r for r in _rows(s, number) if r.status == DeliveryStatus.failed.value]
         # Unsent forwards of m2's words are emptied; unsent rows to m2 have no one left to reach.
