@@ -264,3 +264,36 @@ class ProcessedUpdate(SQLModel, table=True):
     kind: str = Field(max_length=16)  # update | callback
     ext_id: str = Field(max_length=64)
     at: datetime = Field(default_factory=utcnow)
+
+
+class DeskLogin(SQLModel, table=True):
+    """A single-use login link for the staff desk (``/desk`` in the bot): only its SHA-256 is stored."""
+
+    __tablename__ = "desk_login"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True, max_length=64)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class DeskSession(SQLModel, table=True):
+    """A desk session: the browser holds a random id in an HttpOnly cookie; only its SHA-256 is stored."""
+
+    __tablename__ = "desk_session"
+    id: int | None = Field(default=None, primary_key=True)
+    session_hash: str = Field(unique=True, max_length=64)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    created_at: datetime
+    expires_at: datetime = Field(index=True)
+
+
+class DeskLoginFailure(SQLModel, table=True):
+    """A login with a bad, used or expired link, by client address (the rate limit counts them)."""
+
+    __tablename__ = "desk_login_failure"
+    __table_args__ = (Index("ix_desk_login_failure_address_at", "address", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(max_length=64)
+    at: datetime
