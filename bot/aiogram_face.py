@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from aiogram import Bot, Dispatcher, Router
-from aiogram.client.default import DefaultBotProperties
+from aiogram.client.default import Default, DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.client.telegram import TelegramAPIServer
@@ -24,6 +24,7 @@ from aiogram.types import (
     CallbackQuery,
     ChatMemberUpdated,
     InlineKeyboardMarkup,
+    LinkPreviewOptions,
     Message,
     ReplyKeyboardMarkup,
     Update,
@@ -123,8 +124,13 @@ class AiogramFace(ReplySender):
     async def answer_callback(self, callback_id: str, text: str | None, alert: bool) -> None:
         await self.bot.answer_callback_query(callback_id, text=text, show_alert=alert)
 
-    async def send_text(self, chat_id: int, text: str, reply_markup: dict[str, Any] | None) -> None:
-        await self.bot.send_message(chat_id, text, reply_markup=_markup(reply_markup))
+    async def send_text(
+        self, chat_id: int, text: str, reply_markup: dict[str, Any] | None, link_preview: bool = True
+    ) -> None:
+        await self.bot.send_message(
+            chat_id, text, reply_markup=_markup(reply_markup),
+            link_preview_options=Default("link_preview") if link_preview else LinkPreviewOptions(is_disabled=True),
+        )
 
     def retry_after(self, exc: Exception) -> float | None:
         return float(exc.retry_after) if isinstance(exc, TelegramRetryAfter) else None

@@ -16,6 +16,7 @@ import redis
 from bot.conversation import Conversation, Ports, Router
 from bot.features.alerts.router import router as alerts
 from bot.features.cases.router import router as cases
+from bot.features.desk.router import router as desk
 from bot.features.onboarding.router import router as onboarding
 from bot.render import render_notification
 from config.settings import Settings
@@ -29,7 +30,7 @@ from workers.process import run_worker, spawn_processes
 WORKER_ENTRY = "bot.worker"
 # The conversation's features in order: the first router whose text matches wins (the help button
 # before the alert feature's SOS texts; the alert feature says what any other text means).
-ROUTERS: tuple[Router, ...] = (onboarding, alerts, cases)
+ROUTERS: tuple[Router, ...] = (onboarding, alerts, cases, desk)
 
 
 def build_conversation(settings: Settings, redis_url: str, bot_username: str) -> tuple[Conversation, Limiter]:

@@ -158,7 +158,9 @@ class ReplySender:
     async def answer_callback(self, callback_id: str, text: str | None, alert: bool) -> None:
         raise NotImplementedError
 
-    async def send_text(self, chat_id: int, text: str, reply_markup: dict[str, Any] | None) -> None:
+    async def send_text(
+        self, chat_id: int, text: str, reply_markup: dict[str, Any] | None, link_preview: bool = True
+    ) -> None:
         raise NotImplementedError
 
     def retry_after(self, exc: Exception) -> float | None:
@@ -262,7 +264,7 @@ class ReplySender:
             except Exception as exc:  # an expired query: nothing to do, the press was recorded anyway
                 log.info("callback %s not answered: %s", callback_id, exc)
         for reply in outcome.replies:
-            send = partial(self.send_text, chat_id, reply.text, reply.reply_markup)
+            send = partial(self.send_text, chat_id, reply.text, reply.reply_markup, reply.link_preview)
             await send_reply(send, self.retry_after, chat_id)
 
     async def drain(self, timeout: float = 10.0) -> None:

@@ -20,6 +20,7 @@ from telegram import (
     BotCommandScopeDefault,
     InlineKeyboardMarkup,
     KeyboardButton,
+    LinkPreviewOptions,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
@@ -178,9 +179,12 @@ class PtbFace(ReplySender):
     async def answer_callback(self, callback_id: str, text: str | None, alert: bool) -> None:
         await self.application.bot.answer_callback_query(callback_id, text=text, show_alert=alert)
 
-    async def send_text(self, chat_id: int, text: str, reply_markup: dict[str, Any] | None) -> None:
+    async def send_text(
+        self, chat_id: int, text: str, reply_markup: dict[str, Any] | None, link_preview: bool = True
+    ) -> None:
         await self.application.bot.send_message(
-            chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup(reply_markup)
+            chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup(reply_markup),
+            link_preview_options=None if link_preview else LinkPreviewOptions(is_disabled=True),
         )
 
     def retry_after(self, exc: Exception) -> float | None:

@@ -53,6 +53,7 @@ class Reply:
 
     text: str
     reply_markup: dict[str, Any] | None = None
+    link_preview: bool = True  # False: Telegram fetches no preview of a link (a /desk login link is single use)
 
 
 @dataclass

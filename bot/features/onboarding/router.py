@@ -70,6 +70,8 @@ def help_(conversation: Conversation, turn: Turn, args: str) -> None:
         parts.append(t(turn.language, "help.officer"))
     if roles & {"civil_affairs", "procuratorate"}:
         parts.append(t(turn.language, "help.department"))
+    if info.is_staff or "head" in roles:
+        parts.append(t(turn.language, "help.desk"))
     turn.outcome.replies.append(Reply("\n\n".join(parts), sos_keyboard(turn.language)))
 
 
