@@ -15,6 +15,7 @@ import contextlib
 import math
 from collections.abc import Callable
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
@@ -28,7 +29,7 @@ from config.policies import CATEGORIES, ESCALATION_TARGETS, REFERRAL_ROLES, TOP_
 from config.settings import Language, Settings
 from groups import desk
 from groups.errors import UserError
-from groups.model import Member, ResponseKind, utcnow
+from groups.model import DeliveryStatus, Member, Purpose, ResponseKind, utcnow
 from groups.views import STATUSES
 
 COOKIE: Final[str] = "yihu_desk"
@@ -234,7 +235,8 @@ async def incident_page(request: web.Request) -> web.StreamResponse:
         ],
         responses=[{"name": n, "kind": _response(language, k), "at": when(at)} for n, k, at in detail.responses],
         notifications=[
-            {"recipient": r, "purpose": p, "kind": k, "status": s, "sent": when(sent) if sent else ""}
+            {"recipient": r, "purpose": _coded(language, "desk.purpose", p, Purpose), "kind": k,
+             "status": _coded(language, "desk.delivery", s, DeliveryStatus), "sent": when(sent) if sent else ""}
             for r, p, k, s, sent in detail.notifications
         ],
         referrals=[
@@ -375,6 +377,11 @@ def _event_kind(language: Language, kind: str) -> str:
 
 def _response(language: Language, kind: str) -> str:
     return plain(language, f"response.{kind}") if kind in {k.value for k in ResponseKind} else kind
+
+
+def _coded(language: Language, prefix: str, code: str, known: type[StrEnum]) -> str:
+    """A code the core stores, in words when the catalogue knows it."""
+    return plain(language, f"{prefix}.{code}") if code in {k.value for k in known} else code
 
 
 def _department(language: Language, name: str) -> str:

@@ -235,3 +235,21 @@ async def test_health_and_report_pages(serve: Serve, browser: Any) -> None:
     await page.goto(site.url + "/desk/report")
     assert "台账" in await page.inner_text("#report")
 
+
+
+async def test_the_live_socket_is_for_this_site_and_a_session_only(serve: Serve) -> None:
+    site = await serve()
+    number = site.raise_alert("g1m2", "fire")
+    live = site.url.replace("http://", "ws://") + "/desk/live"
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await client.ws_connect(live, origin=site.url)
+        assert refused.value.status == 401  # no session yet
+        answer = await client.get(site.link("w1"))
+        assert answer.status == 200
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await client.ws_connect(live, origin="http://evil.example")
+        assert refused.value.status == 403  # another site's page may not read the desk
+        async with client.ws_connect(live, origin=site.url) as socket:
+            first = await socket.receive_json()
+    assert [row["number"] for row in first["open"]] == [number]
