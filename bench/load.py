@@ -128,6 +128,9 @@ def run_once(
                 finally:
                     stop(process)
                 tail = (directory / "yihu.log").read_text(errors="replace").splitlines()
+                if os.environ.get("BENCH_KEEP_LOG"):  # a copy of the whole log, for reading a run afterwards
+                    Path(os.environ["BENCH_KEEP_LOG"]).write_text("\n".join(tail) + "\n")
+                    print(f"log kept in {os.environ['BENCH_KEEP_LOG']}; SOS raised at epoch {started:.3f}")
                 if os.environ.get("BENCH_SHOW_LOG"):
                     print("\n".join(tail[-60:]))
                 result["log_errors"] = [line for line in tail if " ERROR " in line or "Traceback" in line][:5]

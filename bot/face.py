@@ -304,18 +304,25 @@ def lanes(incomings: Sequence[Incoming], n: int) -> list[list[int]]:
 async def ingest_run(
     face: ReplySender, incomings: Sequence[Incoming], one_by_one: Callable[[int], Awaitable[bool]]
 ) -> set[int]:
-    """Handle updates the conversation knows: a few at a time in one transaction (``YIHU_INGEST_BATCH``),
+    """Handle updates the conversation knows: a few at a time in one transaction (``YIHU_INGEST_BATCH``;
+    a lane's first, ``YIHU_INGEST_FIRST_BATCH``),
     in several lanes at once where the database allows concurrent writers; each outcome is sent as soon
     as its transaction committed. A batch that fails is handled again one update at a time
     (``one_by_one(index)``, with its retries), so a bad update never holds back the others. Returns the
     indexes done with."""
     conversation = face.conversation
     size = max(1, conversation.ports.settings.ingest_batch)
+    # Each lane's first transaction is smaller: under a flood the first reporters' confirmations are
+    # committed (and leave) sooner, which is what bounds the last one (docs/architecture.md, "The
+    # reporters' confirmations under a flood").
+    first_size = max(1, min(size, conversation.ports.settings.ingest_first_batch))
     done: set[int] = set()
 
     async def lane(indexes: list[int]) -> None:
-        for at in range(0, len(indexes), size):
-            chunk = indexes[at : at + size]
+        at = 0
+        while at < len(indexes):
+            chunk = indexes[at : at + (first_size if at == 0 else size)]
+            at += len(chunk)
             try:
                 outcomes = await asyncio.to_thread(conversation.handle_batch, [incomings[k] for k in chunk])
             except Exception:

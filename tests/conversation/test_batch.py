@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from typing import Any
 
 from sqlmodel import col, select
@@ -120,3 +121,30 @@ def test_updates_of_one_chat_or_one_person_stay_in_one_lane_in_order() -> None:
     assert all(lane == sorted(lane) for lane in found)
     assert [0, 2, 3, 5] in found and [1, 6] in found and [4] in found
     assert lanes(batch, 1) == [list(range(len(batch)))]
+
+
+def test_each_lanes_first_transaction_is_the_small_first_batch(sqlite_url: str) -> None:
+    """Under a flood the first confirmations are committed sooner: a lane's first transaction holds
+    ``ingest_first_batch`` updates, the next ones ``ingest_batch``; every update is handled once."""
+    chat = wire_village(sqlite_url, ROUTERS)
+    chat.link("g1m1")
+    ports = chat.conversation.ports
+    settings = ports.settings.model_copy(update={"ingest_batch": 4, "ingest_first_batch": 2, "ingest_lanes": 1})
+    chat.conversation.ports = dataclasses.replace(ports, settings=settings)
+    sizes: list[int] = []
+    handle_batch = chat.conversation.handle_batch
+
+    def recording(batch: list[Incoming]) -> list[Outcome]:
+        sizes.append(len(batch))
+        return handle_batch(batch)
+
+    chat.conversation.handle_batch = recording  # type: ignore[method-assign]
+    face = Sent(chat)
+    run = [_update(chat, 300 + k, "g1m1", "/help") for k in range(9)]
+
+    async def one_by_one(k: int) -> bool:
+        raise AssertionError("no batch fails here")
+
+    assert asyncio.run(ingest_run(face, run, one_by_one)) == set(range(9))
+    assert sizes == [2, 4, 3]
+    assert len(face.sent) == 9

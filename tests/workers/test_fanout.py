@@ -73,7 +73,40 @@ def test_a_batch_owing_several_confirmations_sends_them_first_as_one_job(
     assert enqueue_use_cases(connection, [first, second], get_engine(settings.resolved_database_url)) == 4
     urgent = Queue(URGENT, connection=connection)
     dms = Queue(URGENT_DM, connection=connection)
-    assert [job.args for job in urgent.get_jobs()] == [([first[0], second[0]],)]  # both reporters, in parallel
+    assert [job.args for job in urgent.get_jobs()] == [([first[0], second[0]], True)]  # both reporters, at once
     assert [job.args for job in dms.get_jobs()] == [(first[1],), (second[1],)]  # then the rest, routed
     drain(settings, first + second)
     assert sorted(m["params"]["text"] for m in emu.sent()) == ["alert 1", "alert 2", "confirm 1", "confirm 2"]
+
+
+def test_under_a_backlog_a_batchs_confirmations_still_go_as_one_job_behind_those_waiting(
+    emu: ThreadedEmulator, settings: Settings, redis_url: str
+) -> None:
+    """A flood: every urgent row but the confirmations goes one by one (the order decides); the batch's
+    confirmations go as one job sending them all at once, at the end of the confirmations' queue."""
+    connection = redis.Redis.from_url(redis_url)
+    urgent = Queue(URGENT, connection=connection)
+    urgent.enqueue("builtins.print", "waiting", job_id="filler-0")  # a confirmation already waiting
+    users = [emu.user(f"u{i}") for i in range(4)]
+
+    def confirmation(chat_id: int, text: str) -> Notification:
+        return Notification(purpose="confirmation", chat_id=chat_id, payload={"text": text}, priority=Priority.urgent)
+
+    first = add(settings, confirmation(users[0], "confirm 1"), note(users[1], "alert 1", priority=Priority.urgent))
+    second = add(settings, confirmation(users[2], "confirm 2"), note(users[3], "alert 2", priority=Priority.urgent))
+    assert enqueue_use_cases(connection, [first, second], get_engine(settings.resolved_database_url)) == 4
+    jobs = urgent.get_jobs()
+    assert jobs[0].id == "filler-0"
+    assert [job.args for job in jobs[1:]] == [([first[0], second[0]], True)]
+    assert [job.args for job in Queue(URGENT_DM, connection=connection).get_jobs()] == [(first[1],), (second[1],)]
+    urgent.remove("filler-0")
+    drain(settings, first + second)
+    assert sorted(m["params"]["text"] for m in emu.sent()) == ["alert 1", "alert 2", "confirm 1", "confirm 2"]
+
+
+def test_deliver_many_all_at_once_sends_each_row_once(emu: ThreadedEmulator, settings: Settings) -> None:
+    users = [emu.user(f"r{i}") for i in range(5)]
+    ids = add(settings, *[note(u, f"c{i}") for i, u in enumerate(users)])
+    assert deliver_many(ids, True) == {"sent": 5}
+    assert deliver_many(ids, True) == {"skipped": 5}
+    assert sorted(m["params"]["chat_id"] for m in emu.sent()) == sorted(users)
