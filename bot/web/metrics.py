@@ -57,7 +57,9 @@ def _delivery_seconds(engine: Engine) -> ColumnElement[Any]:
     start, end = col(Notification.created_at), col(Notification.sent_at)
     if engine.dialect.name == "postgresql":
         return func.extract("epoch", end - start)
-    return (func.julianday(end) - func.julianday(start)) * literal_column("86400.0")
+    # SQLite keeps times to the millisecond in its date arithmetic: whole milliseconds, so that a bound such
+    # as 0.25 s compares exactly.
+    return func.round((func.julianday(end) - func.julianday(start)) * literal_column("86400000.0")) / 1000.0
 
 
 def _escalation_level() -> ColumnElement[str]:
