@@ -125,11 +125,14 @@ def yihu_env(
     return env
 
 
-def start_yihu(command: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """``yihu <command>`` as a child in its own process group, logging to ``log``."""
+def start_yihu(
+    command: Sequence[str], env: dict[str, str], log: Path, program: Sequence[str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``yihu <command>`` (or ``program <command>``) as a child in its own process group, logging to ``log``."""
     out = log.open("ab")
     return subprocess.Popen(
-        [str(VENV_BIN / "yihu"), *command], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        [*(program or [str(VENV_BIN / "yihu")]), *command], env=env, stdout=out, stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
