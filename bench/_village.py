@@ -27,6 +27,7 @@ from groups.directory import linked_member
 from groups.model import HouseholdGroup, Member, utcnow
 from groups.onboarding import bind_group, link_member
 from groups.roster import import_roster, parse_roster
+from workers.embedded_redis import free_port
 
 T = TypeVar("T")
 SEND_METHODS = frozenset({"sendmessage", "editmessagetext", "copymessage", "sendlocation", "sendvoice"})
@@ -116,6 +117,7 @@ def yihu_env(
         "YIHU_DATA_DIR": str(directory / "data"),
         "YIHU_DATABASE_URL": database_url,
         "YIHU_FRAMEWORK": "ptb",  # the default face; ``framework="aiogram"`` in ``extra`` for the other
+        "YIHU_WEB_LISTEN": f"127.0.0.1:{free_port()}",  # `yihu run`'s web listener, off the default port
     })
     if redis_url:
         env["YIHU_REDIS_URL"] = redis_url
@@ -123,11 +125,14 @@ def yihu_env(
     return env
 
 
-def start_yihu(command: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """``yihu <command>`` as a child in its own process group, logging to ``log``."""
+def start_yihu(
+    command: Sequence[str], env: dict[str, str], log: Path, program: Sequence[str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``yihu <command>`` (or ``program <command>``) as a child in its own process group, logging to ``log``."""
     out = log.open("ab")
     return subprocess.Popen(
-        [str(VENV_BIN / "yihu"), *command], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        [*(program or [str(VENV_BIN / "yihu")]), *command], env=env, stdout=out, stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 

@@ -6,15 +6,22 @@ face: the Bot API emulator in this process, SQLite in a temp dir, `yihu run` as 
 processes). Prints the time from start to serving (the first getUpdates the emulator sees), the RSS
 (VmRSS from /proc) of each process at idle, the peak RSS of each while ``--groups`` SOS fan out (the
 load bench's village), and the time from a restart (SIGTERM, then start again) to serving.
+
+``--web-diff`` (on by default) runs the first face once more without the web listener
+(bench/yihu_without_web.py) and prints what the listener adds to `yihu run` (target <= 15 MB); with the
+listener, ``/healthz`` and ``/metrics`` are scraped before the idle figures and every second under load.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import httpx
 from _village import (
     ThreadedEmulator,
     Village,
@@ -33,6 +40,16 @@ from _village import (
 from groups.db import dispose_engines
 
 IDLE_SETTLE_S = 8.0  # after serving: the workers finish importing and go idle
+WITHOUT_WEB = [sys.executable, str(Path(__file__).resolve().parent / "yihu_without_web.py")]
+
+
+def scrape(web: str | None) -> None:
+    """What Prometheus and a balancer would ask of the web listener: /healthz and /metrics."""
+    if web is None:
+        return
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.get(web + "/healthz", timeout=10)
+        httpx.get(web + "/metrics", timeout=10)
 
 
 def snapshot(root: int) -> dict[int, tuple[str, float]]:
@@ -55,18 +72,23 @@ def owed_by(village: Village) -> dict[int, int]:
     return owed
 
 
-def run(framework: str, groups: int, workers: int) -> list[str]:
+def run(framework: str, groups: int, workers: int, web: bool = True) -> tuple[list[str], dict[str, float]]:
+    """The report's lines and the bot process's RSS (MB) at ``idle`` and ``peak``."""
     emu = ThreadedEmulator()
     lines: list[str] = []
+    program = None if web else WITHOUT_WEB
     try:
         with tempfile.TemporaryDirectory(prefix="yihu-cost-") as name:
             directory = Path(name)
             village = build_village(emu, directory, groups)
             env = yihu_env(emu, directory, village.database_url, None, workers=workers, framework=framework)
+            web_url = "http://" + env["YIHU_WEB_LISTEN"] if web else None
             generation = emu.poll_generation()
-            process = start_yihu(["run"], env, directory / "yihu.log")
+            process = start_yihu(["run"], env, directory / "yihu.log", program)
             try:
                 to_serving = wait_serving(emu, generation)
+                for _ in range(3):
+                    scrape(web_url)
                 time.sleep(IDLE_SETTLE_S)
                 idle = snapshot(process.pid)
                 # Peak: sample every 50 ms while the SOS fan out.
@@ -75,7 +97,11 @@ def run(framework: str, groups: int, workers: int) -> list[str]:
                 raise_sos(emu, village, range(groups))
                 owed = owed_by(village)
                 deadline = time.monotonic() + 120
+                scraped = 0.0
                 while time.monotonic() < deadline:
+                    if time.monotonic() - scraped >= 1.0:
+                        scrape(web_url)
+                        scraped = time.monotonic()
                     for pid, (role, mb) in snapshot(process.pid).items():
                         if mb >= peak.get(pid, (role, 0.0))[1]:
                             peak[pid] = (role, mb)
@@ -89,14 +115,15 @@ def run(framework: str, groups: int, workers: int) -> list[str]:
                 stop(process)
                 stopped = time.monotonic() - stopping
                 generation = emu.poll_generation()
-                process = start_yihu(["run"], env, directory / "yihu.log")
+                process = start_yihu(["run"], env, directory / "yihu.log", program)
                 restart = wait_serving(emu, generation)
             finally:
                 stop(process)
             dispose_engines()
     finally:
         emu.stop()
-    lines.append(f"### `yihu run` ({framework} face, {workers} workers, embedded Redis, SQLite)")
+    listener = "with the web listener" if web else "WITHOUT the web listener"
+    lines.append(f"### `yihu run` ({framework} face, {workers} workers, embedded Redis, SQLite, {listener})")
     lines.append(f"- start to serving (first getUpdates): {to_serving:.1f} s")
     lines += table(f"idle ({IDLE_SETTLE_S:.0f} s after serving)", idle)
     lines += table(f"peak during {groups} SOS at once ({groups * 11} messages, {load_time:.1f} s)", peak)
@@ -111,7 +138,11 @@ def run(framework: str, groups: int, workers: int) -> list[str]:
         f"- graceful stop (SIGTERM to exit) {stopped:.1f} s; restart to serving {restart:.1f} s "
         f"(target <= 5 s: {ok(restart <= 5)})"
     )
-    return lines
+    return lines, {"idle": _bot_rss(idle), "peak": _bot_rss(peak), "total_peak": total_peak}
+
+
+def _bot_rss(sample: dict[int, tuple[str, float]]) -> float:
+    return sum(mb for role, mb in sample.values() if role.startswith("yihu run"))
 
 
 def ok(good: bool) -> str:
@@ -123,10 +154,27 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=30)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--framework", nargs="+", default=["aiogram", "ptb"], choices=["aiogram", "ptb"])
+    parser.add_argument("--web-diff", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run the first face without the web listener and print the difference")
     args = parser.parse_args()
+    with_web: dict[str, dict[str, float]] = {}
     for framework in args.framework:
-        print("\n".join(run(framework, args.groups, args.workers)), flush=True)
+        lines, with_web[framework] = run(framework, args.groups, args.workers)
+        print("\n".join(lines), flush=True)
         print(flush=True)
+    if args.web_diff:
+        framework = args.framework[0]
+        lines, without = run(framework, args.groups, args.workers, web=False)
+        print("\n".join(lines), flush=True)
+        added_idle = with_web[framework]["idle"] - without["idle"]
+        added_peak = with_web[framework]["peak"] - without["peak"]
+        print(
+            f"- the web listener (health, metrics; scraped) adds to the bot process: {added_idle:.1f} MB idle, "
+            f"{added_peak:.1f} MB at peak (target <= 15 MB: {ok(max(added_idle, added_peak) <= 15)}); "
+            f"`yihu run` in all at peak {with_web[framework]['total_peak']:.0f} MB "
+            f"(target <= 300 MB: {ok(with_web[framework]['total_peak'] <= 300)})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -26,6 +27,11 @@ from workers import timers
 from workers.fanout import enqueue_batches, enqueue_use_cases
 from workers.limiter import Limiter, Limits, bot_id_from_token
 from workers.process import run_worker, spawn_processes
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from bot.web.app import Setup, WebContext
 
 WORKER_ENTRY = "bot.worker"
 # The conversation's features in order: the first router whose text matches wins (the help button
@@ -84,3 +90,25 @@ def start_worker_processes(
     """Spawn ``n`` ``python -m bot.worker`` children with these settings (``yihu run`` uses it)."""
     argv = [sys.executable, "-m", WORKER_ENTRY, *extra_args]
     return spawn_processes(argv, settings, n, redis_url=redis_url, env=env)
+
+
+def web_context(settings: Settings, redis_url: str | None) -> WebContext:
+    """What the web parts share: the settings, the database engine and Redis."""
+    from bot.web.app import WebContext  # noqa: PLC0415  (workers import this module: no aiohttp/jinja2 there)
+
+    return WebContext(settings=settings, engine=get_engine(settings.resolved_database_url), redis_url=redis_url)
+
+
+def web_parts(settings: Settings) -> list[Setup]:
+    """The web listener's parts, in order, for ``yihu run``, ``yihu web`` and ``yihu demo``: health and metrics
+    (the desk and, in ``yihu demo``, the simulator come after them)."""
+    from bot.web import health, metrics  # noqa: PLC0415  (see web_context)
+
+    return [health.setup, metrics.setup]
+
+
+def web_app(settings: Settings, redis_url: str | None, extra_parts: Sequence[Setup] = ()) -> web.Application:
+    """The web application of :func:`web_parts` then ``extra_parts`` (the simulator, the webhook slot)."""
+    from bot.web.app import build_web_app  # noqa: PLC0415  (see web_context)
+
+    return build_web_app(web_context(settings, redis_url), [*web_parts(settings), *extra_parts])

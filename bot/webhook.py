@@ -4,7 +4,10 @@
 wrong or missing one -> 403, nothing processed); the face parses the update and the conversation
 persists it before the server answers 200, so Telegram re-delivers whatever was not answered. Replies
 go out in the background afterwards. ``GET /healthz``: 200 once the webhook is registered and the
-database answers, 503 before. Several instances behind a balancer are safe: a duplicate update is
+database answers, 503 before. When ``YIHU_WEB_LISTEN`` equals ``YIHU_WEBHOOK_LISTEN`` the web listener serves
+the webhook too: a :class:`WebhookSlot` is then one part of the web application, and the web's ``/healthz``
+(bot/web/health.py: database, Redis, Telegram) is 503 until the webhook is registered and while stopping.
+Several instances behind a balancer are safe: a duplicate update is
 recognised by the conversation (unique constraint), whichever instance gets it.
 """
 
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 HEALTH_PATH = "/healthz"
 _REGISTER_BACKOFF = (0.5, 15.0)  # first and longest pause between setWebhook attempts
+_SHUTDOWN_S = 15.0  # updates in flight when the server stops get this long to be persisted
 
 
 class UpdateRejected(ValueError):
@@ -78,10 +82,64 @@ def database_answers(engine: Engine) -> bool:
     return True
 
 
-class WebhookServer:
-    """The HTTP side of webhook mode for one face."""
+class WebhookSlot:
+    """The webhook route as a part of another application (the web listener's, when the listens are equal).
 
-    def __init__(self, face: WebhookFace, settings: Settings, engine: Engine) -> None:
+    The route exists from the start (an application's routes are fixed once it serves); it answers 503
+    (Telegram retries) until a :class:`WebhookServer` attaches, and the server waits on :meth:`detach` for
+    the updates in flight before its face closes. :meth:`not_ready` is the web ``/healthz`` gate.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.webhook_url:
+            raise MissingSetting("no_webhook_url", "YIHU_WEBHOOK_URL is not set")
+        self.path = webhook_path(settings.webhook_url)
+        self.server: WebhookServer | None = None
+        self._stopped = False
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def setup(self, app: web.Application) -> None:
+        app.router.add_post(self.path, self.on_update)
+
+    def not_ready(self) -> str | None:
+        server = self.server
+        if self._stopped or (server is not None and server.stopping):
+            return "stopping"
+        if server is None or not server.registered:
+            return "webhook not registered yet"
+        return None
+
+    async def on_update(self, request: web.Request) -> web.Response:
+        server = self.server
+        if server is None:
+            return web.Response(status=503, text="not serving")
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            return await server.on_update(request)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    def attach(self, server: WebhookServer) -> None:
+        self.server = server
+
+    async def detach(self, timeout: float) -> None:
+        """New updates get 503 from now on; wait (at most ``timeout``) for those in flight."""
+        self._stopped = True
+        self.server = None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+
+
+class WebhookServer:
+    """The HTTP side of webhook mode for one face: its own server on ``YIHU_WEBHOOK_LISTEN``, or ``slot``
+    in the web listener's application."""
+
+    def __init__(self, face: WebhookFace, settings: Settings, engine: Engine, slot: WebhookSlot | None = None) -> None:
         if not settings.webhook_url:
             raise MissingSetting("no_webhook_url", "YIHU_WEBHOOK_URL is not set")
         self.face = face
@@ -93,9 +151,13 @@ class WebhookServer:
         self.path = webhook_path(self.url)
         self.engine = engine
         self.registered = False
+        self.stopping = False
+        self.shared = slot is not None
+        self.slot = slot or WebhookSlot(settings)
         self.app = web.Application()
-        self.app.router.add_post(self.path, self.on_update)
-        self.app.router.add_get(HEALTH_PATH, self.on_health)
+        if not self.shared:
+            self.slot.setup(self.app)
+            self.app.router.add_get(HEALTH_PATH, self.on_health)
 
     async def on_update(self, request: web.Request) -> web.Response:
         if self.secret is not None:
@@ -147,25 +209,36 @@ class WebhookServer:
         return False
 
     async def serve(self, stop: asyncio.Event) -> None:
-        """Listen, register the webhook, serve until ``stop``; then finish requests and drain replies.
-        The webhook stays registered: other instances behind the balancer keep serving it."""
+        """Listen (or take the slot in the web listener), register the webhook, serve until ``stop``; then
+        finish requests and drain replies. The webhook stays registered: other instances behind the
+        balancer keep serving it."""
         await self.face.open()
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=15.0)
+        runner = None if self.shared else web.AppRunner(self.app, access_log=None, shutdown_timeout=_SHUTDOWN_S)
         try:
-            await runner.setup()
-            site = web.TCPSite(runner, self.host, self.port)
-            await site.start()
-            log.info("webhook server listening on %s:%s%s", self.host, self.port, self.path)
+            if runner is not None:
+                await runner.setup()
+                site = web.TCPSite(runner, self.host, self.port)
+                await site.start()
+                log.info("webhook server listening on %s:%s%s", self.host, self.port, self.path)
+            else:
+                log.info("webhook served by the web listener on %s:%s%s", self.host, self.port, self.path)
+            self.slot.attach(self)
             if await self._register(stop):
                 self.registered = True
                 await stop.wait()
         finally:
+            self.stopping = True
             self.registered = False
             # Stops accepting, then waits for requests in flight (their updates get persisted).
-            await runner.cleanup()
+            if runner is not None:
+                await runner.cleanup()
+            else:
+                await self.slot.detach(_SHUTDOWN_S)
             await self.face.close()
 
 
-async def serve_webhook(face: WebhookFace, settings: Settings, engine: Engine, stop: asyncio.Event) -> None:
-    """Webhook mode for ``face`` until ``stop`` is set."""
-    await WebhookServer(face, settings, engine).serve(stop)
+async def serve_webhook(
+    face: WebhookFace, settings: Settings, engine: Engine, stop: asyncio.Event, slot: WebhookSlot | None = None
+) -> None:
+    """Webhook mode for ``face`` until ``stop`` is set (in the web listener's application with ``slot``)."""
+    await WebhookServer(face, settings, engine, slot).serve(stop)

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Language = Literal["zh", "en"]
@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     webhook_secret: str | None = None
     webhook_listen: str = "0.0.0.0:8080"
     timezone: str = "Asia/Shanghai"  # how times are shown to people
+    # The web listener (health, metrics, the desk; the simulator in `yihu demo`) and its public base URL for
+    # links (default ``http://`` + the listen address). Equal to ``webhook_listen``: one server serves both.
+    web_listen: str = "127.0.0.1:8088"
+    web_url: str = ""
+    # /healthz: how long Telegram's answer to getMe is reused (a scrape every few seconds must not hammer the
+    # API), and how long each check (database, Redis, Telegram) and a /metrics scrape may take.
+    health_telegram_cache_s: float = Field(default=60.0, ge=0)
+    health_timeout_s: float = Field(default=5.0, gt=0)
     # Delivery tuning (not in the public contract; safe defaults).
     workers: int = Field(default=2, ge=1, le=32)
     sweep_interval_s: float = 2.0
@@ -87,6 +95,11 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @model_validator(mode="after")
+    def _default_web_url(self) -> Settings:
+        self.web_url = (self.web_url or f"http://{self.web_listen.strip()}").rstrip("/")
+        return self
 
     @property
     def resolved_database_url(self) -> str:

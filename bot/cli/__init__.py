@@ -5,7 +5,7 @@ needs, so ``yihu --help`` is instant and the process serving one role carries on
 
 ``common`` holds what the commands share, ``messages`` what they say (in ``YIHU_LANGUAGE``), ``data``
 the commands on the data (db, roster, invites, incidents), ``operator`` the operator's day two (members,
-groups, backup), ``services`` the long-running ones (run, bot, worker, demo); this module puts them
+groups, backup), ``services`` the long-running ones (run, bot, worker, web, demo); this module puts them
 together in the order ``yihu --help`` lists them.
 """
 
@@ -36,6 +36,7 @@ app.command("backup")(operator.backup)
 app.command("run")(services.run)
 app.command("bot")(services.bot_command)
 app.command("worker")(services.worker_command)
+app.command("web")(services.web_command)
 app.command("demo")(services.demo)
 
 

@@ -1,4 +1,4 @@
-"""``yihu run``, ``yihu bot``, ``yihu worker`` and ``yihu demo``: the long-running services.
+"""``yihu run``, ``yihu bot``, ``yihu worker``, ``yihu web`` and ``yihu demo``: the long-running services.
 
 Each imports its framework inside the command body, so a worker never loads aiogram.
 """
@@ -63,6 +63,22 @@ def worker_command(
     _service_logging()
     database(settings)
     run_worker_process(settings, burst=burst)
+
+
+@handle_missing_setting
+def web_command() -> None:
+    """The web listener alone on YIHU_WEB_LISTEN (health, metrics, the desk), for scale-out; needs YIHU_REDIS_URL.
+
+    The bot and the workers run elsewhere (`yihu bot`, `yihu worker`) on the same database and Redis.
+    """
+    from bot.runtime import run_web  # noqa: PLC0415  (lazy: see bot.cli)
+
+    settings = load_settings()
+    settings.require_token()
+    if not settings.redis_url:
+        fail(say("cli.web_needs_redis"), 2)
+    _service_logging()
+    run_web(settings, settings.redis_url)
 
 
 @handle_missing_setting

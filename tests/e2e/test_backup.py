@@ -37,6 +37,7 @@ def _environment(tmp_path: Path, name: str, database: Path, api: str) -> dict[st
         "YIHU_DATA_DIR": str(tmp_path / name),  # its own embedded Redis
         "YIHU_DATABASE_URL": f"sqlite:///{database}",
         "YIHU_LANGUAGE": "en",
+        "YIHU_WEB_LISTEN": f"127.0.0.1:{free_port()}",  # the web listener, off the default port
     }
 
 

@@ -60,6 +60,7 @@ def test_yihu_run_serves_and_stops_gracefully(tmp_path: Path, framework: str | N
     dispose_engines()
     env = {k: v for k, v in os.environ.items() if not k.startswith("YIHU_")}
     env |= {"YIHU_BOT_TOKEN": TOKEN, "YIHU_TELEGRAM_API_URL": api, "YIHU_DATA_DIR": str(tmp_path / "data")}
+    env["YIHU_WEB_LISTEN"] = f"127.0.0.1:{free_port()}"  # the web listener, off the default port
     if framework:
         env["YIHU_FRAMEWORK"] = framework
     yihu = Path(sys.executable).parent / "yihu"

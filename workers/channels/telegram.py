@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NETWORK_RETRY_HINT_S = 1.0
+TELEGRAM_429_KEY = "yihu:metrics:telegram_429"  # 429s delivery got, for yihu_telegram_429_total (bot/web/metrics)
 NAME = ChannelName.telegram.value
 
 Button = dict[str, str]  # {"text": ..., "callback_data": ...} or {"text": ..., "url": ...}
@@ -176,6 +177,7 @@ class TelegramChannel:
             retry_after = error.parameters.get("retry_after")
             seconds = float(retry_after) if isinstance(retry_after, int | float) else NETWORK_RETRY_HINT_S
             slowed = self.limiter.penalize(outgoing.chat_id, seconds)
+            self.limiter.connection.incr(TELEGRAM_429_KEY)
             log.warning(
                 "429 from Telegram for chat %s, retry after %s s%s",
                 outgoing.chat_id, seconds, " (whole token slowed)" if slowed else "",
