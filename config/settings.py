@@ -72,10 +72,6 @@ class Settings(BaseSettings):
     # (private incidents: the grid workers) is told once per window; every SOS is still delivered.
     misuse_threshold: int = Field(default=3, ge=1)
     misuse_window_s: float = Field(default=3600, gt=0)
-    # The web listener (the simulator, the desk, health and metrics) and its public base URL for links
-    # (default: http:// + the listen address).
-    web_listen: str = "127.0.0.1:8088"
-    web_url: str | None = None
     # The staff desk: a /desk login link is valid this long and once; its session cookie lasts this long.
     desk_link_s: float = Field(default=600, gt=0)
     desk_session_s: float = Field(default=12 * 3600, gt=0)
@@ -90,8 +86,7 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
-    @field_validator("bot_token", "bot_username", "database_url", "redis_url", "webhook_url", "webhook_secret",
-                     "web_url")
+    @field_validator("bot_token", "bot_username", "database_url", "redis_url", "webhook_url", "webhook_secret")
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
@@ -110,9 +105,8 @@ class Settings(BaseSettings):
 
     @property
     def public_web_url(self) -> str:
-        """Where people reach the web listener: ``YIHU_WEB_URL`` without a trailing slash, else
-        ``http://`` + ``YIHU_WEB_LISTEN``."""
-        return (self.web_url or f"http://{self.web_listen}").rstrip("/")
+        """Where people reach the web listener (``web_url``, already defaulted and without a trailing slash)."""
+        return self.web_url
 
     def require_token(self) -> str:
         """The bot token, or :class:`MissingSetting` naming the variable to set."""

@@ -107,6 +107,7 @@ def test_yihu_run_serves_health_and_metrics_in_polling_mode_and_names_redis_when
         assert _healthy(web) == {"ok": True, "checks": checks}
         metrics = httpx.get(web + "/metrics", timeout=15)
         assert metrics.status_code == 200 and "yihu_outbox_oldest_pending_seconds 0.0" in metrics.text
+        _desk_through_the_bot(tmp_path, api, web)
         redis_server.stop()
         status, body = _health(web)
         assert status == 503 and body["failing"] == ["redis"]
@@ -114,6 +115,28 @@ def test_yihu_run_serves_health_and_metrics_in_polling_mode_and_names_redis_when
     finally:
         redis_server.stop()
         _stop(run)
+
+
+def _desk_through_the_bot(tmp_path: Path, api: str, web: str) -> None:
+    """The grid worker sends /desk to the running bot, opens the link once and reads the scoped JSON."""
+    with session_scope(get_engine(f"sqlite:///{tmp_path / 'data' / 'yihu.db'}")) as session:
+        invite = session.query(Member).filter(Member.key == "w1").one().invite_token
+    dispose_engines()
+    with httpx.Client(base_url=api, timeout=10) as client:
+        client.post("/_emu/users", json={"id": 557, "first_name": "王", "language_code": "zh"})
+        client.post("/_emu/send", json={"user_id": 557, "text": f"/start {invite}"})
+        _until(lambda: client.get("/_emu/chats/557/messages").json()["result"], 30, "no greeting")
+        client.post("/_emu/send", json={"user_id": 557, "text": "/desk"})
+        reply = _until(lambda: [m for m in client.get("/_emu/chats/557/messages").json()["result"]
+                                if "/desk/login/" in (m.get("text") or "")], 30, "no desk link")
+    link = next(word for word in reply[0]["text"].split() if "/desk/login/" in word)
+    assert link.startswith(web + "/desk/login/")
+    with httpx.Client(timeout=15) as browser:
+        assert browser.get(web + "/api/incidents").status_code == 401
+        login = browser.get(link)
+        assert login.status_code == 303 and login.headers["location"] == "/desk"
+        assert browser.get(web + "/api/incidents").json() == []
+        assert browser.get(link).status_code == 403  # used once
 
 
 def test_one_server_serves_the_webhook_and_the_web_when_the_listens_are_equal(tmp_path: Path, api: str) -> None:
