@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from bot.conversation import Conversation, Incoming, Outcome
 from bot.render.texts import plain
 from config.settings import LANGUAGES, Language
+from workers.limiter import LATE_ROUNDS, woke_late
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,18 @@ LIMITED_METHOD_PREFIXES = ("send", "edit", "copy", "forward")
 
 
 async def pace(limiter: LimiterPort, method: str, chat_id: object) -> None:
-    """Wait for the shared limiter's slot before a message-sending call of either face."""
-    if isinstance(chat_id, int) and method.lower().startswith(LIMITED_METHOD_PREFIXES):
+    """Wait for the shared limiter's slot before a message-sending call of either face (woken late, book
+    again, as the workers do: :func:`workers.limiter.woke_late`)."""
+    if not (isinstance(chat_id, int) and method.lower().startswith(LIMITED_METHOD_PREFIXES)):
+        return
+    loop = asyncio.get_running_loop()
+    for _ in range(LATE_ROUNDS):
         wait = await asyncio.to_thread(limiter.reserve, chat_id)
+        due = loop.time() + wait
         if wait > 0:
             await asyncio.sleep(wait)
+        if not woke_late(due, loop.time()):
+            return
 
 
 def command_menu(fallback: Language) -> dict[str, list[tuple[str, str]]]:

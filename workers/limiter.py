@@ -101,6 +101,18 @@ def bot_id_from_token(token: str) -> str:
     return token.split(":", 1)[0]
 
 
+# A sender that wakes up later than this past its slot books again before sending: the chat's next message
+# may already be booked close behind the missed slot (a starved CPU would otherwise send the two too close).
+LATE_S = 0.05
+# How often a late sender books again before it sends anyway (a 429 is then honoured like any other).
+LATE_ROUNDS = 3
+
+
+def woke_late(due: float, now: float) -> bool:
+    """A sender meant to send at ``due`` (monotonic seconds) is now too late for its slot."""
+    return now - due > LATE_S
+
+
 @dataclass(frozen=True)
 class Reservation:
     """A slot: ``wait`` seconds from now, at ``at`` (Redis clock, epoch seconds); ``booked`` False if refused."""

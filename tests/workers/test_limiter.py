@@ -124,3 +124,43 @@ def test_every_key_expires(redis_url: str) -> None:
     keys = connection.keys("yihu:rl:99:*")
     assert keys
     assert all(0 < connection.pttl(key) <= 130_000 for key in keys)
+
+
+def test_a_sender_woken_late_books_again_behind_the_chats_next_message(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A starved CPU wakes a worker 0.8 s after its slot while the chat's next message is booked 1.1 s after
+    that slot: sending now would put the two 0.3 s apart (Telegram answers 429); it books again instead."""
+    from workers import delivery  # noqa: PLC0415
+
+    limiter = Limiter(redis.Redis.from_url(redis_url), "77")
+    outgoing = type("Outgoing", (), {"chat_id": PRIVATE})()
+    slots: list[float] = []
+
+    class Paced:
+        def pace(self, out: object, max_wait: float) -> float:
+            reservation = limiter.book(PRIVATE, max_wait)
+            slots.append(reservation.at)
+            return reservation.wait
+
+        def describe(self, out: object) -> str:
+            return "test message"
+
+    real_sleep = time.sleep
+    overslept = []
+
+    def starved_sleep(seconds: float) -> None:
+        if not overslept:  # the first wake-up comes 0.8 s late; meanwhile the chat's next message is booked
+            overslept.append(seconds)
+            slots.append(limiter.book(PRIVATE).at)
+            real_sleep(seconds + 0.8)
+        else:
+            real_sleep(seconds)
+
+    monkeypatch.setattr(delivery.time, "sleep", starved_sleep)
+    limiter.book(PRIVATE)  # the chat's previous message: this one waits for a slot
+    assert delivery._wait_for_slot(Paced(), outgoing) == 0.0  # type: ignore[arg-type]
+    first, next_message, rebooked = slots
+    spacing = limiter.limits.chat_spacing_s
+    assert next_message == pytest.approx(first + spacing, abs=0.002)
+    assert rebooked >= next_message + spacing - 0.002  # behind the next message, never 0.3 s before it
