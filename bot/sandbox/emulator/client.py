@@ -283,8 +283,8 @@ class EmulatorClient:
         return await self._request("GET", "/calls", params=params)  # type: ignore[no-any-return]
 
     async def feed(self, after: int = 0, *, chats: list[int] | None = None, timeout: float = 0.0) -> JSON:
-        """``{"seq", "messages"}``: the messages of ``chats`` (all when None; users' too, as they are now)
-        changed after feed number ``after``, waiting up to ``timeout`` seconds (≤ 30) for one."""
+        """``{"seq", "messages"}``: the messages of ``chats`` (all when None, none when []; users' too, as
+        they are now) changed after feed number ``after``, waiting up to ``timeout`` seconds (≤ 30) for one."""
         params = {
             "after": after,
             "chats": ",".join(str(c) for c in chats) if chats is not None else None,

@@ -189,7 +189,7 @@ def add_control_routes(app: web.Application, emu: Emulator) -> None:
 
     async def feed(request: web.Request, b: JSON) -> Any:
         q = request.query
-        chats = [int(c) for c in q["chats"].split(",") if c] if q.get("chats") else None
+        chats = [int(c) for c in q["chats"].split(",") if c] if "chats" in q else None  # "chats=": none
         return await emu.feed.wait(
             emu.chats, int(q.get("after") or 0), chats, float(q.get("timeout") or 0)
         )

@@ -25,8 +25,11 @@ class MessageRecord(Protocol):  # bot.sandbox.emulator.state's, without importin
 
 
 class ChatState(Protocol):
-    id: int
-    messages: Mapping[int, MessageRecord]
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def messages(self) -> Mapping[int, MessageRecord]: ...
 
 
 class Feed:
