@@ -250,13 +250,14 @@ def _web_settings(url: str, host: str, port: int) -> dict[str, Any]:
 
 async def _demo(
     settings: Settings, port: int, play: bool, exit_after: bool, stop: asyncio.Event, sock: socket.socket,
-    *, head_ack_s: int = HEAD_ACK_S, worker_ack_s: int = WORKER_ACK_S,
+    *, head_ack_s: int = HEAD_ACK_S, worker_ack_s: int = WORKER_ACK_S, log_path: Path | None = None,
 ) -> None:
     host, web_port = sock.getsockname()[:2]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{web_port}"
     say(plain(settings.language, "sim.console.open", url=url + "/"))
     say(plain(settings.language, "sim.console.ladder", head=head_ack_s, worker=worker_ack_s))
-    say(plain(settings.language, "sim.console.log", path=str(settings.data_dir / LOG_FILE)))
+    if log_path is not None:
+        say(plain(settings.language, "sim.console.log", path=str(log_path)))
     say(line(settings, "data_in", path=str(settings.data_dir)))
     with redis_for(settings) as redis_url:
         village = Village(
@@ -347,7 +348,7 @@ def run_demo(
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
         await _demo(settings, port, walkthrough, exit_after, stop, sock, head_ack_s=head_ack_s,
-                    worker_ack_s=worker_ack_s)
+                    worker_ack_s=worker_ack_s, log_path=None if verbose else log_path)
 
     log_path = settings.data_dir / LOG_FILE
     with logs_to(log_path, verbose) as console:

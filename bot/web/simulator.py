@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import ClientError, WSCloseCode, WSMsgType, web
 
 from bot.render.texts import catalogue, plain
 from bot.web.app import CONTEXT, Setup, page_language, render
@@ -372,7 +372,7 @@ async def _act(
                                     "alert": bool(answer.get("show_alert"))})
         else:
             raise Refused("unknown action")
-    except (Refused, KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except (Refused, KeyError, TypeError, ValueError, RuntimeError, ClientError) as exc:
         if not ws.closed:
             await ws.send_json({"type": "refused", "member": action.get("member") if isinstance(action, dict) else None,
                                 "text": plain(language, "sim.refused", reason=str(exc))})

@@ -147,3 +147,27 @@ def test_a_taken_port_ends_the_demo_with_one_sentence_naming_it(taken: str, tmp_
         plain("zh", "sim.console.port_taken", port=busy, what=what, option=option)
     ]
     assert result.stdout == ""
+
+
+async def test_another_site_cannot_open_the_simulators_socket(demo: RunningDemo) -> None:
+    import aiohttp  # noqa: PLC0415
+
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(demo.url.replace("http", "ws") + "/sim/ws", origin="http://evil.example")
+        assert refused.value.status == 403
+        async with session.ws_connect(demo.url.replace("http", "ws") + "/sim/ws", origin=demo.url) as ws:
+            first = await ws.receive_json(timeout=SEEN_MS / 1000)
+            assert first["type"] == "messages" and first["live"] is False
+
+
+async def test_left_unanswered_by_the_head_the_ladder_climbs_to_the_grid_workers_phone(
+    demo: RunningDemo, browser: Any
+) -> None:
+    """#1 of the first test: a neighbour came, the head never acknowledged; after the demo's 30 s the grid
+    worker is told (the test waits for it, up to twice that)."""
+    from playwright.async_api import expect  # noqa: PLC0415
+
+    page = await open_simulator(browser, demo.url + "/")
+    await expect(phone(page, "w1").locator(".msg", has_text="#1")).to_be_visible(timeout=60_000)
+    await expect(phone(page, "p1").locator(".msg", has_text="#1")).to_have_count(0)
