@@ -100,11 +100,11 @@ def web_context(settings: Settings, redis_url: str | None) -> WebContext:
 
 
 def web_parts(settings: Settings) -> list[Setup]:
-    """The web listener's parts, in order, for ``yihu run``, ``yihu web`` and ``yihu demo``: health and metrics
-    (the desk and, in ``yihu demo``, the simulator come after them)."""
-    from bot.web import health, metrics  # noqa: PLC0415  (see web_context)
+    """The web listener's parts, in order, for ``yihu run``, ``yihu web`` and ``yihu demo``: health and metrics,
+    the staff desk (in ``yihu demo`` the simulator comes after them)."""
+    from bot.web import desk, health, metrics  # noqa: PLC0415  (see web_context)
 
-    return [health.setup, metrics.setup]
+    return [health.setup, metrics.setup, desk.setup]
 
 
 def web_app(settings: Settings, redis_url: str | None, extra_parts: Sequence[Setup] = ()) -> web.Application:

@@ -35,7 +35,8 @@ from bot.render.texts import plain
 from bot.runtime import FACE_NAMES, redis_for
 from bot.sandbox.emulator import EmulatorClient
 from bot.sandbox.village import Village
-from bot.web.app import Setup, WebContext, build_web_app
+from bot.web.app import WebContext, build_web_app
+from bot.web.server import parse_web_listen
 from bot.web.simulator import Cast, Person, SimGroup, simulator_part
 from config.settings import Settings
 from groups.db import dispose_engines
@@ -48,7 +49,6 @@ FIRST_USER_ID = 8_000_001
 # The demo village's ladder, short enough to watch it climb (the simulator's page says so).
 HEAD_ACK_S = 30
 WORKER_ACK_S = 60
-WEB_LISTEN = "127.0.0.1:8088"  # YIHU_WEB_LISTEN's default (the contract's)
 LOG_FILE = "yihu-demo.log"
 STOP_WEB_S = 2.0  # how long stopping waits for the web pages' connections
 
@@ -90,13 +90,6 @@ def demo_roster(head_ack_s: int = HEAD_ACK_S, worker_ack_s: int = WORKER_ACK_S) 
     for grid in roster["grids"]:
         grid["escalation"] = {"head_ack_s": head_ack_s, "worker_ack_s": worker_ack_s}
     return yaml.safe_dump(roster, allow_unicode=True, sort_keys=False)
-
-
-def web_listen(settings: Settings) -> tuple[str, int]:
-    """``YIHU_WEB_LISTEN`` (``host:port``), default 127.0.0.1:8088."""
-    value = str(getattr(settings, "web_listen", None) or os.environ.get("YIHU_WEB_LISTEN") or WEB_LISTEN)
-    host, _, port = value.rpartition(":")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -217,16 +210,11 @@ def help_text(village: Village, settings: Settings) -> str:
     ])
 
 
-def _other_parts(settings: Settings) -> list[Setup]:
-    """The other web parts ``yihu run`` serves (the desk, health, metrics), where this build has them."""
-    web_parts = getattr(bootstrap, "web_parts", None)
-    return list(web_parts(settings)) if web_parts is not None else []
-
-
 async def serve_web(village: Village, redis_url: str, sock: socket.socket, cast: Cast) -> web.AppRunner:
-    """The web pages on ``sock``: the simulator at ``/`` and the product's other parts."""
+    """The web pages on ``sock``: the product's parts (``yihu run``'s: health, metrics, the desk), then the
+    simulator at ``/``."""
     emulator = EmulatorClient(village.emu.url)
-    parts = [simulator_part(emulator, cast), *_other_parts(village.settings)]
+    parts = [*bootstrap.web_parts(village.settings), simulator_part(emulator, cast)]
     app = build_web_app(WebContext(village.settings, village.engine, redis_url), parts)
 
     async def close_client(_: web.Application) -> None:
@@ -239,13 +227,11 @@ async def serve_web(village: Village, redis_url: str, sock: socket.socket, cast:
     return runner
 
 
-def _web_settings(url: str, host: str, port: int) -> dict[str, Any]:
-    """``YIHU_WEB_URL`` / ``YIHU_WEB_LISTEN`` for the village's bot (links it sends), where settings have them."""
-    fields = Settings.model_fields
-    return {
-        **({"web_url": url} if "web_url" in fields else {}),
-        **({"web_listen": f"{host}:{port}"} if "web_listen" in fields else {}),
-    }
+def _web_settings(settings: Settings, url: str, host: str, port: int) -> dict[str, Any]:
+    """``YIHU_WEB_LISTEN`` as bound and ``YIHU_WEB_URL`` (the links the bot sends, e.g. the desk's): the
+    operator's own URL if they set one, else the address actually served (port 0 becomes the real one)."""
+    derived = f"http://{settings.web_listen.strip()}".rstrip("/")
+    return {"web_listen": f"{host}:{port}", "web_url": url if settings.web_url == derived else settings.web_url}
 
 
 async def _demo(
@@ -271,7 +257,7 @@ async def _demo(
             first_user_id=FIRST_USER_ID,
             language_code=settings.language,
             language=settings.language,
-            **_web_settings(url, host, web_port),
+            **_web_settings(settings, url, host, web_port),
         )
         async with village:
             say(line(settings, "up", url=village.emu.url, workers=settings.workers,
@@ -332,7 +318,7 @@ def run_demo(
     it fails otherwise (the traceback in the log file)."""
     settings = settings.model_copy(update={"data_dir": settings.data_dir / "demo", "database_url": None})
     try:
-        host, web_port = web_listen(settings)
+        host, web_port = parse_web_listen(settings.web_listen)
         check_emulator_port(port)
         sock = listening_socket(host, web_port)
     except PortTaken as taken:

@@ -171,3 +171,22 @@ async def test_left_unanswered_by_the_head_the_ladder_climbs_to_the_grid_workers
     page = await open_simulator(browser, demo.url + "/")
     await expect(phone(page, "w1").locator(".msg", has_text="#1")).to_be_visible(timeout=60_000)
     await expect(phone(page, "p1").locator(".msg", has_text="#1")).to_have_count(0)
+
+
+async def test_the_simulator_opens_the_desk_as_the_grid_worker(demo: RunningDemo, browser: Any) -> None:
+    """The header's button has the grid worker send /desk; the login link the bot sends shows in their
+    phone as a link, and opening it lands on the desk."""
+    from playwright.async_api import expect  # noqa: PLC0415
+
+    page = await open_simulator(browser, demo.url + "/")
+    await page.locator("button.sim-desk").click()
+    link = phone(page, "w1").locator(".msg a", has_text="/desk/login/")
+    await expect(link).to_be_visible(timeout=SEEN_MS)
+    href = await link.get_attribute("href")
+    assert href is not None and href.startswith(demo.url + "/desk/login/")
+    async with page.expect_popup() as popup_info:
+        await link.click()
+    desk = await popup_info.value
+    await desk.wait_for_load_state()
+    assert desk.url.rstrip("/") == demo.url + "/desk"  # logged in, the link no longer in the address bar
+    assert plain("zh", "sim.console.desk", url=demo.url + "/desk") in demo.lines

@@ -113,6 +113,24 @@
   // -- drawing one message ---------------------------------------------------------------------------
   var WRAPS = { bold: "strong", italic: "em", underline: "u", strikethrough: "s", code: "code", pre: "code" };
 
+  // Links Telegram would detect in a plain text (the desk's login link, for one).
+  function linkify(text) {
+    var fragment = document.createDocumentFragment();
+    var pattern = /https?:\/\/[^\s<>"'）)]+/g;
+    var last = 0, match;
+    while ((match = pattern.exec(text)) !== null) {
+      fragment.appendChild(document.createTextNode(text.slice(last, match.index)));
+      var link = el("a", null, match[0]);
+      link.href = match[0];
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      fragment.appendChild(link);
+      last = match.index + match[0].length;
+    }
+    fragment.appendChild(document.createTextNode(text.slice(last)));
+    return fragment;
+  }
+
   function richText(text, entities) {
     // Entities count UTF-16 code units, as JavaScript strings do.
     var fragment = document.createDocumentFragment();
@@ -123,7 +141,10 @@
     for (var i = 0; i + 1 < cuts.length; i++) {
       var start = cuts[i], end = cuts[i + 1];
       var segment = text.slice(start, end);
-      var node = document.createTextNode(segment);
+      var linked = entities.some(function (e) {
+        return (e.type === "url" || e.type === "text_link") && e.offset <= start && e.offset + e.length >= end;
+      });
+      var node = linked ? document.createTextNode(segment) : linkify(segment);
       entities.forEach(function (e) {
         if (e.offset > start || e.offset + e.length < end) return;
         var wrap = null;
