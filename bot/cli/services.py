@@ -90,14 +90,19 @@ def demo(
     exit_after: Annotated[
         bool, typer.Option("--exit", help="Stop after the walk-through instead of serving until Ctrl-C.")
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the logs here instead of in the data directory's log file.")
+    ] = False,
 ) -> None:
     """Everything on embedded defaults with a built-in Telegram emulator and a sample village; no token needed.
 
-    Links the simulated villagers, binds their group chats, plays one alert through, then keeps serving
-    until Ctrl-C and shows how to act as a villager.
+    Serves the village simulator (every simulated phone, live in a browser) on YIHU_WEB_LISTEN (default
+    127.0.0.1:8088) and prints its URL first; links the simulated villagers, binds their group chats, plays
+    one alert through, then keeps serving until Ctrl-C. Logs go to a file in the data directory.
     """
     # The one place product code reaches into the sandbox (tests/test_architecture.py allows only this).
     from bot.sandbox.demo import run_demo  # noqa: PLC0415
 
     _service_logging()
-    run_demo(load_settings(), port=port, walkthrough=walkthrough, exit_after=exit_after)
+    verbose = verbose or logging.getLogger().level <= logging.DEBUG  # `yihu -v demo` too
+    run_demo(load_settings(), port=port, walkthrough=walkthrough, exit_after=exit_after, verbose=verbose)

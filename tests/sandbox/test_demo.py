@@ -19,6 +19,7 @@ def test_yihu_demo_plays_an_alert_through_and_exits(tmp_path: Path) -> None:
     yihu = shutil.which("yihu", path=str(Path(sys.executable).parent)) or "yihu"
     env = {k: v for k, v in os.environ.items() if not k.startswith("YIHU_")}
     env["YIHU_DATA_DIR"] = str(tmp_path / "data")
+    env["YIHU_WEB_LISTEN"] = f"127.0.0.1:{free_port()}"  # the simulator's pages: not the default 8088
     result = subprocess.run(
         [yihu, "demo", "--exit", "--port", str(free_port())],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=200,

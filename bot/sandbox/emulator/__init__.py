@@ -60,6 +60,9 @@ with status 400; ``token`` may be omitted everywhere: the default token):
 ``GET  /_emu/chats/{chat_id}``           chat info (members, bots, migration)
 ``GET  /_emu/chats/{chat_id}/messages``  ?token=&all=1 -> bot messages with ``edits``
 ``GET  /_emu/calls``                     ?method=&since=<epoch>&after_seq=&token=&errors_only=1
+``GET  /_emu/feed``                      ?after=<seq>&chats=<id,id>&timeout=<s> -> {seq, messages}: every
+                                         message (users' too) stored, edited or deleted after ``after``,
+                                         as now, waiting up to ``timeout`` (≤ 30 s) for one (a long poll)
 ``GET  /_emu/updates``                   ?token= pending (unconfirmed) updates
 ``POST /_emu/limits``                    {enabled?, global_rate?, global_capacity?, private_rate?,
                                          private_capacity?, group_rate?, group_capacity?, tolerance?}
@@ -86,7 +89,8 @@ methods), :class:`EmulatorClient` (async HTTP client of the control API) and
 The parts, each on the ones before it: ``config`` (what it starts with), ``state`` (the store),
 ``limits`` (429s and injected faults), ``updates`` (queues, getUpdates, webhook push),
 ``people`` (what users do), ``messages`` (sending and editing), ``bot_api`` (the method table and
-the other methods), ``emulator`` (:class:`Emulator`, all of them), ``control`` (the control API),
+the other methods), ``emulator`` (:class:`Emulator`, all of them), ``feed`` (the change log
+the control API's ``/_emu/feed`` reads), ``control`` (the control API),
 ``server`` (the aiohttp app); ``params`` and ``textparse`` read requests and texts.
 """
 

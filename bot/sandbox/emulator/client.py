@@ -282,6 +282,16 @@ class EmulatorClient:
         }
         return await self._request("GET", "/calls", params=params)  # type: ignore[no-any-return]
 
+    async def feed(self, after: int = 0, *, chats: list[int] | None = None, timeout: float = 0.0) -> JSON:
+        """``{"seq", "messages"}``: the messages of ``chats`` (all when None, none when []; users' too, as
+        they are now) changed after feed number ``after``, waiting up to ``timeout`` seconds (≤ 30) for one."""
+        params = {
+            "after": after,
+            "chats": ",".join(str(c) for c in chats) if chats is not None else None,
+            "timeout": timeout or None,
+        }
+        return await self._request("GET", "/feed", params=params)  # type: ignore[no-any-return]
+
     async def pending_updates(self, token: str | None = None) -> list[JSON]:
         return await self._request("GET", "/updates", params={"token": self._tok(token)})  # type: ignore[no-any-return]
 

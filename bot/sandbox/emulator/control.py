@@ -187,6 +187,13 @@ def add_control_routes(app: web.Application, emu: Emulator) -> None:
             errors_only=_flag(q.get("errors_only")),
         )
 
+    async def feed(request: web.Request, b: JSON) -> Any:
+        q = request.query
+        chats = [int(c) for c in q["chats"].split(",") if c] if "chats" in q else None  # "chats=": none
+        return await emu.feed.wait(
+            emu.chats, int(q.get("after") or 0), chats, float(q.get("timeout") or 0)
+        )
+
     async def updates(request: web.Request, b: JSON) -> Any:
         return emu.pending_updates(request.query.get("token") or None)
 
@@ -235,6 +242,7 @@ def add_control_routes(app: web.Application, emu: Emulator) -> None:
     r.add_get("/_emu/chats/{chat_id}", wrap(get_chat))
     r.add_get("/_emu/chats/{chat_id}/messages", wrap(messages))
     r.add_get("/_emu/calls", wrap(calls))
+    r.add_get("/_emu/feed", wrap(feed))
     r.add_get("/_emu/updates", wrap(updates))
     r.add_post("/_emu/limits", wrap(limits))
     r.add_post("/_emu/faults", wrap(faults))

@@ -389,6 +389,7 @@ class Messages(Limits):
                 "date": int(now),
             }
         )
+        self.feed.touch(record)
         return copy.deepcopy(new_message)
 
     async def _m_edit_text(self, bot: BotState, params: JSON, files: dict[str, Upload]) -> JSON:
@@ -480,6 +481,7 @@ class Messages(Limits):
             record.message.pop("reply_markup", None)
         record.reply_markup = copy.deepcopy(markup)
         record.edits.append({"kind": kind, "location": copy.deepcopy(location), "time": now, "date": int(now)})
+        self.feed.touch(record)
         return copy.deepcopy(record.message)
 
     # ---------------------------------------------------------------- the rest
@@ -513,6 +515,7 @@ class Messages(Limits):
         ):
             raise bad("message can't be deleted")
         record.deleted = True
+        self.feed.touch(record)
         return True
 
     async def _m_send_chat_action(self, bot: BotState, params: JSON, files: dict[str, Upload]) -> bool:

@@ -140,6 +140,7 @@ class People(Updates):
         record.message["location"] = moved
         record.message["edit_date"] = int(now)
         record.edits.append({"kind": "live_location", "location": copy.deepcopy(moved), "time": now, "date": int(now)})
+        self.feed.touch(record)
         updates: list[JSON] = []
         for bot in self._bots_seeing(chat, record.message, token):
             update = self._enqueue(bot, "edited_message", copy.deepcopy(record.message))

@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.sandbox.emulator.config import EmulatorConfig, Faults, RateLimits, make_config
 from bot.sandbox.emulator.errors import JSON, ApiError, bad
+from bot.sandbox.emulator.feed import Feed
 
 LIVE_FOREVER = 0x7FFFFFFF  # a live location shared "until I stop it"
 TOKEN_RE = re.compile(r"^(\d{1,20}):([A-Za-z0-9_-]{1,100})$")
@@ -66,6 +67,7 @@ class MessageRecord:
     deleted: bool = False
     edits: list[JSON] = field(default_factory=list)
     live_stopped: bool = False  # a live location stopped early (stopMessageLiveLocation)
+    seq: int = 0  # the feed's number of its last change (bot.sandbox.emulator.feed)
 
     def live_open(self, now: float) -> bool:
         """A live location that can still be moved: not stopped, and within its live period."""
@@ -97,6 +99,7 @@ class MessageRecord:
             "date": self.message.get("date"),
             "time": self.time,
             "deleted": self.deleted,
+            "seq": self.seq,
             "edits": copy.deepcopy(self.edits),
             "message": copy.deepcopy(self.message),
         }
@@ -167,6 +170,7 @@ class EmulatorState:
         self.config = config or make_config(**overrides)
         self._initial_limits = copy.deepcopy(self.config.limits)
         self._initial_faults = copy.deepcopy(self.config.faults)
+        self.feed = Feed()  # kept across resets: its numbers only grow
         self._init_state()
 
     def _init_state(self) -> None:
@@ -211,6 +215,7 @@ class EmulatorState:
             bot.menu_buttons.clear()
             bot.notify()
         self.bots = bots
+        self.feed.notify()
 
     def now(self) -> float:
         return time.time()
@@ -405,6 +410,7 @@ class EmulatorState:
             reply_markup=copy.deepcopy(reply_markup),
         )
         chat.messages[message_id] = record
+        self.feed.touch(record)
         return record
 
     def chat_messages(self, chat_id: int, *, token: str | None = None, include_all: bool = False) -> list[JSON]:

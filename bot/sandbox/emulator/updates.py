@@ -96,6 +96,8 @@ class Updates(EmulatorState):
         self._closing = True
         for bot in self.bots.values():
             bot.notify()
+        self.feed.closing = True
+        self.feed.notify()
 
     async def close(self) -> None:
         self.release_waiters()
