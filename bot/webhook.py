@@ -21,8 +21,10 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
+from bot.web.health import OK, database_check
+from bot.web.server import parse_listen
 from config.settings import MissingSetting, Settings
 
 log = logging.getLogger(__name__)
@@ -54,32 +56,12 @@ class WebhookFace(Protocol):
         """Let replies drain, release connections."""
 
 
-def parse_listen(value: str) -> tuple[str, int]:
-    """``host:port`` (``[::1]:8080`` for IPv6) -> (host, port)."""
-    host, sep, port = value.strip().rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise MissingSetting(
-            "bad_listen", f"YIHU_WEBHOOK_LISTEN must be host:port (e.g. 0.0.0.0:8080), not {value!r}", value=value
-        )
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
 def webhook_path(url: str) -> str:
     """The path Telegram posts to: the path of the public webhook URL."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise MissingSetting("bad_webhook_url", f"YIHU_WEBHOOK_URL must be an https:// URL, not {url!r}", url=url)
     return parts.path or "/"
-
-
-def database_answers(engine: Engine) -> bool:
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception as exc:
-        log.warning("health check: the database does not answer: %s", exc)
-        return False
-    return True
 
 
 class WebhookSlot:
@@ -147,7 +129,7 @@ class WebhookServer:
         self.secret = settings.webhook_secret
         if self.secret is None:
             log.warning("YIHU_WEBHOOK_SECRET is not set: anyone who finds the webhook URL can post updates")
-        self.host, self.port = parse_listen(settings.webhook_listen)
+        self.host, self.port = parse_listen(settings.webhook_listen, "YIHU_WEBHOOK_LISTEN", "0.0.0.0:8080")
         self.path = webhook_path(self.url)
         self.engine = engine
         self.registered = False
@@ -186,7 +168,7 @@ class WebhookServer:
         if not self.registered:
             return web.json_response({"ok": False, "reason": "webhook not registered yet"}, status=503)
         try:
-            ok = await asyncio.wait_for(asyncio.to_thread(database_answers, self.engine), 5)
+            ok = await asyncio.wait_for(asyncio.to_thread(database_check, self.engine), 5) == OK
         except TimeoutError:
             ok = False
         if not ok:

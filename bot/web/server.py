@@ -22,14 +22,21 @@ log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_S = 15.0  # requests in flight when the server stops get this long to finish
 
 
-def parse_web_listen(value: str) -> tuple[str, int]:
-    """``YIHU_WEB_LISTEN`` as ``host:port`` (``[::1]:8088`` for IPv6) -> (host, port)."""
+def parse_listen(value: str, variable: str = "YIHU_WEB_LISTEN", example: str = "127.0.0.1:8088") -> tuple[str, int]:
+    """A listen setting as ``host:port`` (``[::1]:8088`` for IPv6) -> (host, port); ``MissingSetting`` naming
+    ``variable`` otherwise."""
     host, sep, port = value.strip().rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise MissingSetting(
-            "bad_web_listen", f"YIHU_WEB_LISTEN must be host:port (e.g. 127.0.0.1:8088), not {value!r}", value=value
+            "bad_listen_address", f"{variable} must be host:port (e.g. {example}), not {value!r}",
+            variable=variable, example=example, value=value,
         )
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def parse_web_listen(value: str) -> tuple[str, int]:
+    """``YIHU_WEB_LISTEN`` -> (host, port)."""
+    return parse_listen(value)
 
 
 def same_listen(a: str, b: str) -> bool:
