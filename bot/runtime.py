@@ -37,28 +37,31 @@ def redis_for(settings: Settings) -> Iterator[str]:
 async def serve_bot(settings: Settings, redis_url: str, stop: asyncio.Event) -> None:
     """Run the chosen face (``YIHU_FRAMEWORK``) until ``stop`` is set: webhook mode when
     ``YIHU_WEBHOOK_URL`` is set (bot/webhook.py), else long polling."""
-    from bot.bootstrap import build_conversation  # noqa: PLC0415  (pulls in the heavy Telegram stacks)
+    from bot.bootstrap import build_conversation, close_conversation  # noqa: PLC0415  (heavy Telegram stacks)
 
     username = await asyncio.to_thread(resolve_bot_username, settings)
     conversation, limiter = build_conversation(settings, redis_url, username)
-    token = settings.require_token()
-    log.info("Telegram face: %s (YIHU_FRAMEWORK)", FACE_NAMES[settings.framework])
-    if settings.framework == "ptb":
-        from bot.ptb_face import PtbFace  # noqa: PLC0415
+    try:
+        token = settings.require_token()
+        log.info("Telegram face: %s (YIHU_FRAMEWORK)", FACE_NAMES[settings.framework])
+        if settings.framework == "ptb":
+            from bot.ptb_face import PtbFace  # noqa: PLC0415
 
-        ptb = PtbFace(conversation, token, settings.telegram_api_url, limiter)
-        await ptb.run(stop)
-        return
-    from bot.aiogram_face import AiogramFace, make_bot  # noqa: PLC0415
+            ptb = PtbFace(conversation, token, settings.telegram_api_url, limiter)
+            await ptb.run(stop)
+            return
+        from bot.aiogram_face import AiogramFace, make_bot  # noqa: PLC0415
 
-    face = AiogramFace(conversation, make_bot(token, settings.telegram_api_url, limiter))
-    if settings.webhook_url:
-        await face.serve_webhook(settings, stop)
-        return
-    # A webhook left over from webhook mode would make every getUpdates fail with 409.
-    with contextlib.suppress(Exception):
-        await face.bot.delete_webhook(drop_pending_updates=False)
-    await face.poll(stop)
+        face = AiogramFace(conversation, make_bot(token, settings.telegram_api_url, limiter))
+        if settings.webhook_url:
+            await face.serve_webhook(settings, stop)
+            return
+        # A webhook left over from webhook mode would make every getUpdates fail with 409.
+        with contextlib.suppress(Exception):
+            await face.bot.delete_webhook(drop_pending_updates=False)
+        await face.poll(stop)
+    finally:
+        await asyncio.to_thread(close_conversation, conversation)
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
