@@ -25,6 +25,7 @@ from groups.db import get_engine
 from workers import context as worker_context
 from workers import timers
 from workers.fanout import enqueue_batches, enqueue_use_cases
+from workers.inline import InlineConfirmations
 from workers.limiter import Limiter, Limits, bot_id_from_token
 from workers.process import run_worker, spawn_processes
 
@@ -40,7 +41,9 @@ ROUTERS: tuple[Router, ...] = (onboarding, alerts, cases, desk)
 
 
 def build_conversation(settings: Settings, redis_url: str, bot_username: str) -> tuple[Conversation, Limiter]:
-    """The conversation wired to the database and Redis, and the shared limiter for the face's replies."""
+    """The conversation wired to the database and Redis, and the shared limiter for the face's replies.
+    With ``YIHU_INGEST_CONFIRM_THREADS`` > 0 this process's worker context is configured too: the bot sends
+    its batches' confirmations itself (:mod:`workers.inline`); :func:`close_conversation` stops that."""
     token = settings.require_token()
     engine = get_engine(settings.resolved_database_url)
     connection = redis.Redis.from_url(redis_url)
@@ -51,6 +54,22 @@ def build_conversation(settings: Settings, redis_url: str, bot_username: str) ->
     def enqueue_many(use_cases: list[list[int]]) -> None:
         enqueue_use_cases(connection, use_cases, engine)
 
+    confirmations: InlineConfirmations | None = None
+    if settings.ingest_confirm_threads > 0:
+        # The bot delivers its batches' confirmations itself, through the workers' delivery path.
+        context = configure_workers(settings, redis_url=redis_url)
+
+        def enqueue_after(use_cases: list[list[int]]) -> None:
+            enqueue_use_cases(connection, use_cases, engine, flood=len(use_cases) > 1)
+
+        confirmations = InlineConfirmations(
+            context,
+            enqueue_after,
+            threads=settings.ingest_confirm_threads,
+            max_wait_s=settings.ingest_confirm_max_wait_s,
+            hold_max_s=settings.ingest_confirm_hold_s,
+        )
+
     ports = Ports(
         settings=settings,
         engine=engine,
@@ -59,6 +78,7 @@ def build_conversation(settings: Settings, redis_url: str, bot_username: str) ->
         enqueue=enqueue,
         enqueue_many=enqueue_many,
         arm=lambda due: timers.arm(connection, due),
+        confirmations=confirmations,
     )
     return Conversation(ports, ROUTERS), Limiter(connection, bot_id_from_token(token))
 
@@ -90,6 +110,15 @@ def start_worker_processes(
     """Spawn ``n`` ``python -m bot.worker`` children with these settings (``yihu run`` uses it)."""
     argv = [sys.executable, "-m", WORKER_ENTRY, *extra_args]
     return spawn_processes(argv, settings, n, redis_url=redis_url, env=env)
+
+
+def close_conversation(conversation: Conversation, timeout: float = 10.0) -> None:
+    """On a graceful stop: let the confirmations being sent finish and queue what is held."""
+    confirmations = conversation.ports.confirmations
+    if isinstance(confirmations, InlineConfirmations):
+        confirmations.close(timeout)
+        if worker_context.configured() is confirmations.context:
+            worker_context.reset()
 
 
 def web_context(settings: Settings, redis_url: str | None) -> WebContext:

@@ -344,7 +344,9 @@ async def ingest_run(
                 face.send_later(incomings[k].chat_id, outcome, incomings[k].callback_id)
                 done.add(k)
 
-    await asyncio.gather(*(lane(indexes) for indexes in lanes(incomings, conversation.lanes)))
+    # What the run owes besides the reporters' confirmations is queued after them (when the bot sends them).
+    with conversation.holding():
+        await asyncio.gather(*(lane(indexes) for indexes in lanes(incomings, conversation.lanes)))
     return done
 
 

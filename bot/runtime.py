@@ -46,33 +46,36 @@ async def serve_bot(
     """Run the chosen face (``YIHU_FRAMEWORK``) until ``stop`` is set: webhook mode when
     ``YIHU_WEBHOOK_URL`` is set (bot/webhook.py; in the web listener's application with ``webhook_slot``),
     else long polling."""
-    from bot.bootstrap import build_conversation  # noqa: PLC0415  (pulls in the heavy Telegram stacks)
+    from bot.bootstrap import build_conversation, close_conversation  # noqa: PLC0415  (heavy Telegram stacks)
     from bot.webhook import serve_webhook  # noqa: PLC0415
 
     username = await asyncio.to_thread(resolve_bot_username, settings)
     conversation, limiter = build_conversation(settings, redis_url, username)
-    token = settings.require_token()
-    engine = conversation.ports.engine
-    log.info("Telegram face: %s (YIHU_FRAMEWORK)", FACE_NAMES[settings.framework])
-    if settings.framework == "ptb":
-        from bot.ptb_face import PtbFace  # noqa: PLC0415
+    try:
+        token = settings.require_token()
+        engine = conversation.ports.engine
+        log.info("Telegram face: %s (YIHU_FRAMEWORK)", FACE_NAMES[settings.framework])
+        if settings.framework == "ptb":
+            from bot.ptb_face import PtbFace  # noqa: PLC0415
 
-        ptb = PtbFace(conversation, token, settings.telegram_api_url, limiter)
-        if settings.webhook_url:
-            await serve_webhook(ptb, settings, engine, stop, webhook_slot)
+            ptb = PtbFace(conversation, token, settings.telegram_api_url, limiter)
+            if settings.webhook_url:
+                await serve_webhook(ptb, settings, engine, stop, webhook_slot)
+                return
+            await ptb.poll(stop)
             return
-        await ptb.poll(stop)
-        return
-    from bot.aiogram_face import AiogramFace, make_bot  # noqa: PLC0415
+        from bot.aiogram_face import AiogramFace, make_bot  # noqa: PLC0415
 
-    face = AiogramFace(conversation, make_bot(token, settings.telegram_api_url, limiter))
-    if settings.webhook_url:
-        await serve_webhook(face, settings, engine, stop, webhook_slot)
-        return
-    # A webhook left over from webhook mode would make every getUpdates fail with 409.
-    with contextlib.suppress(Exception):
-        await face.bot.delete_webhook(drop_pending_updates=False)
-    await face.poll(stop)
+        face = AiogramFace(conversation, make_bot(token, settings.telegram_api_url, limiter))
+        if settings.webhook_url:
+            await serve_webhook(face, settings, engine, stop, webhook_slot)
+            return
+        # A webhook left over from webhook mode would make every getUpdates fail with 409.
+        with contextlib.suppress(Exception):
+            await face.bot.delete_webhook(drop_pending_updates=False)
+        await face.poll(stop)
+    finally:
+        await asyncio.to_thread(close_conversation, conversation)
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:

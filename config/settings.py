@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     # confirmations are committed sooner (they bound when the last one can leave at 30 msg/s).
     ingest_first_batch: int = Field(default=2, ge=1, le=100)
     ingest_lanes: int = Field(default=4, ge=1, le=16)
+    # The bot process sends its batches' reporters' confirmations itself, right after the commit, with this
+    # many threads (0: the workers send them like every other row); docs/architecture.md, "The reporters'
+    # confirmations under a flood". A confirmation whose limiter slot is further away than
+    # ``ingest_confirm_max_wait_s`` is re-scheduled on the workers' queue instead; what the same updates owe
+    # besides is held until the confirmations booked their slots, at most ``ingest_confirm_hold_s``.
+    ingest_confirm_threads: int = Field(default=16, ge=0, le=64)
+    ingest_confirm_max_wait_s: float = Field(default=5.0, ge=0)
+    ingest_confirm_hold_s: float = Field(default=5.0, ge=0)
     # Handled-update ids and the payloads of delivered messages of closed incidents older than this are
     # pruned by the sweeper (incidents and their timelines are kept).
     retention_days: float = Field(default=30, gt=0)

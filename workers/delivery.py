@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, update
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from groups.alerts import note_unreachable
 from groups.db import session_scope
@@ -234,8 +235,67 @@ def deliver(notification_id: int, *, context: Context | None = None) -> str:
     held = claim(ctx.engine, notification_id)
     if held is None:
         return "skipped"
+    return deliver_held(ctx, held)
+
+
+def claim_in(session: Session, ids: Sequence[int], now: datetime | None = None) -> list[Claim]:
+    """Claim, inside the caller's transaction, the rows of ``ids`` that are ``pending`` and due (as
+    :func:`claim` would, conditionally on status and attempts): they leave as ``sending`` in the same
+    commit that wrote them, so no further write waits for the database before they are sent. Only the
+    caller's commit makes the claims real; a crash after it leaves them to the lease and the sweeper."""
+    now = now or utcnow()
+    if not ids:
+        return []
+    rows = session.exec(
+        select(Notification).where(
+            col(Notification.id).in_(list(ids)),
+            col(Notification.status) == DeliveryStatus.pending,
+            col(Notification.next_attempt_at) <= now + timedelta(seconds=EARLY_TOLERANCE_S),
+        )
+    ).all()
+    claims: list[Claim] = []
+    for row in rows:
+        assert row.id is not None
+        attempts = row.attempts  # the UPDATE below refreshes ``row`` in the session
+        result = session.exec(
+            update(Notification)
+            .where(
+                col(Notification.id) == row.id,
+                col(Notification.status) == DeliveryStatus.pending,
+                col(Notification.attempts) == attempts,
+            )
+            .values(status=DeliveryStatus.sending, attempts=attempts + 1, claimed_at=now)
+        )
+        if result.rowcount == 1:
+            claims.append(Claim(
+                id=row.id, attempts=attempts + 1, previous_status=DeliveryStatus.pending.value,
+                priority=row.priority, incident_id=row.incident_id, recipient_id=row.recipient_id,
+                chat_id=row.chat_id, channel=row.channel,
+            ))
+    order = {nid: k for k, nid in enumerate(ids)}
+    return sorted(claims, key=lambda c: order.get(c.id, 0))
+
+
+def deliver_held(
+    ctx: Context,
+    held: Claim,
+    *,
+    max_wait: float = MAX_LIMITER_WAIT_S,
+    paced: Callable[[], None] | None = None,
+) -> str:
+    """Deliver a row already claimed (by :func:`claim` or :func:`claim_in`): render, pace (a slot further
+    than ``max_wait`` re-schedules it), send, record. ``paced`` is called once the limiter's slot is
+    booked or the row left the pacing otherwise (so a caller can queue what must go after it)."""
+    signalled = False
+
+    def signal() -> None:
+        nonlocal signalled
+        if paced is not None and not signalled:
+            signalled = True
+            paced()
+
     try:
-        return _deliver_claimed(ctx, held)
+        return _deliver_claimed(ctx, held, max_wait, signal)
     except Exception as exc:
         # A bug or an outage (database, Redis) mid-delivery: never leave the row claimed for the lease.
         log.exception("%s: delivery failed unexpectedly", held.label)
@@ -244,14 +304,22 @@ def deliver(notification_id: int, *, context: Context | None = None) -> str:
         except Exception:
             log.exception("%s: could not record the failure; the sweeper will retry", held.label)
         return "error"
+    finally:
+        signal()
 
 
-def _wait_for_slot(channel: Channel, outgoing: Any) -> float:
+def _wait_for_slot(
+    channel: Channel, outgoing: Any, max_wait: float, paced: Callable[[], None] | None = None
+) -> float:
     """Sleep until the limiter's slot; 0 when it is time to send, else the distance of a slot too far away to
-    hold a worker for. Woken late (a busy CPU), the slot is booked again (:data:`workers.limiter.LATE_S`)."""
+    hold a worker for. ``paced`` is called once the first slot is booked. Woken late (a busy CPU), the slot is
+    booked again (:data:`workers.limiter.LATE_S`)."""
     for _ in range(LATE_ROUNDS):
-        wait = channel.pace(outgoing, MAX_LIMITER_WAIT_S)
-        if wait > MAX_LIMITER_WAIT_S:
+        wait = channel.pace(outgoing, max_wait)
+        if paced is not None:
+            paced()
+            paced = None
+        if wait > max_wait:
             return wait
         due = time.monotonic() + wait
         if wait > 0:
@@ -262,7 +330,9 @@ def _wait_for_slot(channel: Channel, outgoing: Any) -> float:
     return 0.0
 
 
-def _deliver_claimed(ctx: Context, held: Claim) -> str:
+def _deliver_claimed(
+    ctx: Context, held: Claim, max_wait: float = MAX_LIMITER_WAIT_S, paced: Callable[[], None] | None = None
+) -> str:
     if held.due is not None:
         # RQ's scheduler runs jobs up to ~1 s early (whole seconds): keep the promised backoff.
         time.sleep(max(0.0, (held.due - utcnow()).total_seconds()))
@@ -278,8 +348,8 @@ def _deliver_claimed(ctx: Context, held: Claim) -> str:
         log.info("%s: nothing to send any more", held.label)
         return "nothing"
 
-    wait = _wait_for_slot(channel, outgoing)
-    if wait > MAX_LIMITER_WAIT_S:
+    wait = _wait_for_slot(channel, outgoing, max_wait, paced)
+    if wait > max_wait:
         # The chat is busy for a while: free this worker for other chats and come back at the slot.
         _release(ctx, held, wait, count_attempt=False, error=None)
         return "deferred"

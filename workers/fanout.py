@@ -57,7 +57,9 @@ def enqueue_batches(connection: redis.Redis, ids: Sequence[int], engine: Engine)
     return enqueue_use_cases(connection, [ids], engine)
 
 
-def enqueue_use_cases(connection: redis.Redis, use_cases: Sequence[Sequence[int]], engine: Engine) -> int:
+def enqueue_use_cases(
+    connection: redis.Redis, use_cases: Sequence[Sequence[int]], engine: Engine, *, flood: bool = False
+) -> int:
     """Enqueue what several use cases owe (a batch of updates: each use case's rows, in order) in one
     read of the rows and one Redis pipeline (plus one read of the backlog).
 
@@ -68,7 +70,8 @@ def enqueue_use_cases(connection: redis.Redis, use_cases: Sequence[Sequence[int]
     one, and the batch's confirmations still go as one parallel job at the end of the confirmations'
     queue (behind the confirmations already waiting, ahead of every other urgent row, as one by one):
     their claims then wait for the database together, not one after another (docs/architecture.md,
-    "The reporters' confirmations under a flood").
+    "The reporters' confirmations under a flood"). ``flood``: several reporters' use cases whose
+    confirmations the bot sent itself (:mod:`workers.inline`): routed one by one as in a flood.
     Never raises: on a Redis error it logs and leaves the rows to the sweeper.
     """
     ids = [nid for members in use_cases for nid in members]
@@ -85,7 +88,7 @@ def enqueue_use_cases(connection: redis.Redis, use_cases: Sequence[Sequence[int]
             jobs.append(_Job(URGENT, confirmations, all_at_once=True))
             told = set(confirmations)
             jobs += [_Job(queues.get(nid, UPDATES), [nid]) for nid in ids if nid not in told]
-        elif backlog:
+        elif backlog or flood:
             return enqueue_notifications(connection, ids, engine=engine)
         else:
             # The first urgent queue carries the confirmations; every other urgent queue folds into it for a

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -68,10 +69,16 @@ class Conversation:
         (a savepoint). Any other failure raises with nothing committed: the caller then handles the
         updates one by one (:meth:`handle`), so a bad update never holds back the others."""
         turns: list[Turn | None] = []
+        claims: Sequence[Any] = ()
+        port = self.ports.confirmations
         with session_scope(self.ports.engine) as session:
             for incoming in incomings:
                 turns.append(self._turn(session, incoming))
-        self._after_commit([turn.effects for turn in turns if turn is not None])
+            if port is not None:
+                # Claimed in the commit that writes them: sent by this process right after it.
+                owed = [nid for turn in turns if turn is not None for nid in turn.effects.notifications]
+                claims = port.claim(session, owed)
+        self._after_commit([turn.effects for turn in turns if turn is not None], claims)
         return [turn.outcome if turn is not None else Outcome(duplicate=True) for turn in turns]
 
     def _turn(self, session: Session, incoming: Incoming) -> Turn | None:
@@ -109,10 +116,25 @@ class Conversation:
         session.flush()
         return True
 
-    def _after_commit(self, effects: Sequence[Effects]) -> None:
+    def holding(self) -> AbstractContextManager[None]:
+        """While a polled run of updates is ingested: what it owes besides the reporters' confirmations is
+        queued after them (when the bot sends them itself; otherwise nothing is held)."""
+        port = self.ports.confirmations
+        return port.holding() if port is not None else nullcontext()
+
+    def _after_commit(self, effects: Sequence[Effects], claims: Sequence[Any] = ()) -> None:
         # The database already holds the work; if Redis is down the sweeper picks it up.
         use_cases = [e.notifications for e in effects if e.notifications]
-        if use_cases:
+        port = self.ports.confirmations
+        if port is not None:
+            try:
+                port.send(claims)
+                mine = {claim.id for claim in claims}
+                rest = [left for ids in use_cases if (left := [nid for nid in ids if nid not in mine])]
+                port.enqueue_after(rest)
+            except Exception:
+                log.exception("delivery of %s failed; the sweeper will deliver them", use_cases)
+        elif use_cases:
             try:
                 self.ports.enqueue_use_cases(use_cases)
             except Exception:

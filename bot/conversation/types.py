@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -64,6 +65,20 @@ class Outcome:
     duplicate: bool = False
 
 
+class ConfirmationsPort(Protocol):
+    """Where the reporters' confirmations go when the bot process sends them itself
+    (:class:`workers.inline.InlineConfirmations`): claimed in the batch's transaction, sent after its commit;
+    what else the batch owes is queued after them."""
+
+    def claim(self, session: Session, ids: Sequence[int]) -> Sequence[Any]: ...
+
+    def send(self, claims: Sequence[Any]) -> None: ...
+
+    def enqueue_after(self, use_cases: list[list[int]]) -> None: ...
+
+    def holding(self) -> AbstractContextManager[None]: ...
+
+
 @dataclass
 class Ports:
     """What the conversation is wired to (bootstrap builds the real ones, tests may wire others)."""
@@ -78,6 +93,8 @@ class Ports:
     # Several use cases' outbox ids at once (a batch of updates), in one round of Redis calls; when not
     # wired, ``enqueue`` is called for each.
     enqueue_many: Callable[[list[list[int]]], None] | None = None
+    # The bot sends its batches' confirmations itself (None: the workers do, like every other row).
+    confirmations: ConfirmationsPort | None = None
 
     def enqueue_use_cases(self, use_cases: list[list[int]]) -> None:
         if self.enqueue_many is not None:

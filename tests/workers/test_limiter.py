@@ -159,7 +159,7 @@ def test_a_sender_woken_late_books_again_behind_the_chats_next_message(
 
     monkeypatch.setattr(delivery.time, "sleep", starved_sleep)
     limiter.book(PRIVATE)  # the chat's previous message: this one waits for a slot
-    assert delivery._wait_for_slot(Paced(), outgoing) == 0.0  # type: ignore[arg-type]
+    assert delivery._wait_for_slot(Paced(), outgoing, delivery.MAX_LIMITER_WAIT_S) == 0.0  # type: ignore[arg-type]
     first, next_message, rebooked = slots
     spacing = limiter.limits.chat_spacing_s
     assert next_message == pytest.approx(first + spacing, abs=0.002)
