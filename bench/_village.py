@@ -122,6 +122,8 @@ def yihu_env(
     if redis_url:
         env["YIHU_REDIS_URL"] = redis_url
     env.update({f"YIHU_{k.upper()}": str(v) for k, v in extra.items()})
+    # Experiments: BENCH_YIHU_INGEST_LANES=1 runs yihu with YIHU_INGEST_LANES=1 (the bench's own YIHU_* are dropped).
+    env.update({k.removeprefix("BENCH_"): v for k, v in os.environ.items() if k.startswith("BENCH_YIHU_")})
     return env
 
 

@@ -62,7 +62,10 @@ class Settings(BaseSettings):
     # ... except each lane's first transaction of a polled batch, smaller so that under a flood the first
     # confirmations are committed sooner (they bound when the last one can leave at 30 msg/s).
     ingest_first_batch: int = Field(default=2, ge=1, le=100)
-    ingest_lanes: int = Field(default=4, ge=1, le=16)
+    # One lane by default: on a small server sharing its cores with PostgreSQL, parallel writers were slower
+    # (confirmation p99 3.5 s with 1 lane, 3.6-3.8 s with 2, 4.1-4.7 s with 4: docs/architecture.md); raise it
+    # where PostgreSQL has cores of its own.
+    ingest_lanes: int = Field(default=1, ge=1, le=16)
     # The bot process sends its batches' reporters' confirmations itself, right after the commit, with this
     # many threads (0: the workers send them like every other row); docs/architecture.md, "The reporters'
     # confirmations under a flood". A confirmation whose limiter slot is further away than
