@@ -169,8 +169,9 @@ def main() -> None:
         added_idle = with_web[framework]["idle"] - without["idle"]
         added_peak = with_web[framework]["peak"] - without["peak"]
         print(
-            f"- the web listener (health, metrics, the desk; scraped) adds to the bot process: {added_idle:.1f} MB idle, "
-            f"{added_peak:.1f} MB at peak (target <= 15 MB: {ok(max(added_idle, added_peak) <= 15)}); "
+            f"- the web listener (health, metrics, the desk; scraped) adds to the bot process: "
+            f"{added_idle:.1f} MB idle, {added_peak:.1f} MB at peak "
+            f"(target <= 15 MB: {ok(max(added_idle, added_peak) <= 15)}); "
             f"`yihu run` in all at peak {with_web[framework]['total_peak']:.0f} MB "
             f"(target <= 300 MB: {ok(with_web[framework]['total_peak'] <= 300)})",
             flush=True,
