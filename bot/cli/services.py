@@ -12,6 +12,7 @@ import typer
 
 from bot.cli.common import database, fail, handle_missing_setting, load_settings
 from bot.cli.messages import say
+from config.settings import Settings
 
 
 def _service_logging() -> None:
@@ -33,6 +34,16 @@ def run() -> None:
     run_all(load_settings())
 
 
+def _scale_out_settings(needs_redis: str) -> tuple[Settings, str]:
+    """A scale-out process's settings: the token and a shared Redis are required (one sentence each)."""
+    settings = load_settings()
+    settings.require_token()
+    if not settings.redis_url:
+        fail(say(needs_redis), 2)
+    _service_logging()
+    return settings, settings.redis_url
+
+
 @handle_missing_setting
 def bot_command() -> None:
     """The Telegram face alone (polling, or webhook with YIHU_WEBHOOK_URL); needs YIHU_REDIS_URL.
@@ -41,12 +52,8 @@ def bot_command() -> None:
     """
     from bot.runtime import run_bot  # noqa: PLC0415  (lazy: see bot.cli)
 
-    settings = load_settings()
-    settings.require_token()
-    if not settings.redis_url:
-        fail(say("cli.bot_needs_redis"), 2)
-    _service_logging()
-    run_bot(settings, settings.redis_url)
+    settings, redis_url = _scale_out_settings("cli.bot_needs_redis")
+    run_bot(settings, redis_url)
 
 
 @handle_missing_setting
@@ -56,11 +63,7 @@ def worker_command(
     """One delivery worker (sending, retries, escalation timers, the outbox sweeper); needs YIHU_REDIS_URL."""
     from bot.bootstrap import run_worker_process  # noqa: PLC0415  (lazy: see bot.cli)
 
-    settings = load_settings()
-    settings.require_token()
-    if not settings.redis_url:
-        fail(say("cli.worker_needs_redis"), 2)
-    _service_logging()
+    settings, _ = _scale_out_settings("cli.worker_needs_redis")
     database(settings)
     run_worker_process(settings, burst=burst)
 
@@ -73,12 +76,8 @@ def web_command() -> None:
     """
     from bot.runtime import run_web  # noqa: PLC0415  (lazy: see bot.cli)
 
-    settings = load_settings()
-    settings.require_token()
-    if not settings.redis_url:
-        fail(say("cli.web_needs_redis"), 2)
-    _service_logging()
-    run_web(settings, settings.redis_url)
+    settings, redis_url = _scale_out_settings("cli.web_needs_redis")
+    run_web(settings, redis_url)
 
 
 @handle_missing_setting

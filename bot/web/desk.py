@@ -24,8 +24,9 @@ from sqlmodel import Session
 
 from bot.render.format import local_time, waiting
 from bot.render.texts import plain
+from bot.render.timeline import event_detail
 from bot.web.app import CONTEXT, page_language, render
-from config.policies import CATEGORIES, ESCALATION_TARGETS, REFERRAL_ROLES, TOP_LEVEL, ladder_role
+from config.policies import REFERRAL_ROLES, TOP_LEVEL
 from config.settings import Language, Settings
 from groups import desk
 from groups.errors import UserError
@@ -230,7 +231,7 @@ async def incident_page(request: web.Request) -> web.StreamResponse:
         acknowledged=when(detail.acknowledged_at) if detail.acknowledged_at else "",
         timeline=[
             {"at": when(at), "kind": _event_kind(language, kind), "actor": actor or "",
-             "detail": _event_detail(language, kind, text)}
+             "detail": event_detail(language, kind, text)}
             for at, kind, actor, text in detail.timeline
         ],
         responses=[{"name": n, "kind": _response(language, k), "at": when(at)} for n, k, at in detail.responses],
@@ -386,31 +387,6 @@ def _coded(language: Language, prefix: str, code: str, known: type[StrEnum]) -> 
 
 def _department(language: Language, name: str) -> str:
     return plain(language, f"department.{name}") if name in REFERRAL_ROLES else name
-
-
-def _event_detail(language: Language, kind: str, detail: str | None) -> str:
-    """A timeline detail in words (plain text: the template escapes it; texts come from villagers)."""
-    if not detail:
-        return ""
-    match kind:
-        case "raised" | "category" if detail in CATEGORIES:
-            return _category(language, detail)
-        case "response":
-            return _response(language, detail)
-        case "escalated":
-            target, _, reason = detail.partition(": ")
-            on_ladder = target.isdigit() and 1 <= int(target) <= TOP_LEVEL
-            role = ladder_role(int(target)) if on_ladder else ESCALATION_TARGETS.get(target, target)
-            label = plain(language, f"role.{role}")
-            return f"→ {label}" + (f" ({reason})" if reason else "")
-        case "referred":
-            department, _, days = detail.partition(" ")
-            if department in REFERRAL_ROLES and days.removesuffix("d").isdigit():
-                return plain(language, "event.referred_detail", department=_department(language, department),
-                             days=days.removesuffix("d"))
-        case "viewed":
-            return ""
-    return detail
 
 
 def plot(points: list[desk.Point]) -> dict[str, Any] | None:
