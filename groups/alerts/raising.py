@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import union_all
 from sqlmodel import Session, col, select
 
 from config import policies
@@ -414,15 +415,17 @@ def _misuse(session: Session, reporter: Member, incident: Incident, now: datetim
     never the head. The SOS itself went out in full before this."""
     mid = member_id(reporter)
     since = now - timedelta(seconds=rules.misuse_window_s)
-    raised = session.exec(
-        select(Incident.id).where(Incident.reporter_id == mid, Incident.created_at >= since)
-    ).all()
-    reopened = session.exec(
+    # One round trip on every SOS (the alert's hot path): the incidents raised and reopened in the window.
+    raised_or_reopened = union_all(
+        select(Incident.id.label("incident_id")).where(  # type: ignore[union-attr]
+            Incident.reporter_id == mid, Incident.created_at >= since
+        ),
         select(IncidentEvent.incident_id).where(
             IncidentEvent.kind == REOPENED, IncidentEvent.actor_id == mid, IncidentEvent.at >= since
-        )
-    ).all()
-    count = len(raised) + len(reopened)
+        ),
+    )
+    found = [row[0] for row in session.execute(raised_or_reopened).all()]
+    count = len(found)
     if count <= rules.misuse_threshold:
         return Effects()
     earlier = select(Notification.id).where(
@@ -430,7 +433,7 @@ def _misuse(session: Session, reporter: Member, incident: Incident, now: datetim
     )
     if session.exec(earlier).first() is not None:
         return Effects()  # once per member and window, not on every further SOS
-    ids = {i for i in raised if i is not None} | set(reopened)
+    ids = {i for i in found if i is not None}
     private = incident.private or session.exec(
         select(Incident.id).where(col(Incident.id).in_(ids), col(Incident.private).is_(True))
     ).first() is not None
