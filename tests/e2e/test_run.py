@@ -3,15 +3,11 @@ standalone), embedded Redis and SQLite, stopped with SIGTERM."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -20,21 +16,11 @@ from groups.db import dispose_engines, get_engine, session_scope, upgrade
 from groups.model import Member
 from groups.roster import import_roster, parse_roster
 from tests.support.harness import DATA
+from tests.support.waiting import until as _until
 from workers.embedded_redis import free_port
 
 pytestmark = pytest.mark.timeout(180)
 TOKEN = "4242:run-test-token"
-
-
-def _until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            result = check()
-            if result:
-                return result
-        time.sleep(0.1)
-    raise TimeoutError(what)
 
 
 def _polling(client: httpx.Client) -> bool:

@@ -3,14 +3,12 @@ emulator (run standalone), SQLite, Redis; ``/healthz`` and ``/metrics`` over HTT
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +20,12 @@ from groups.db import dispose_engines, get_engine, session_scope, upgrade
 from groups.model import Member
 from groups.roster import import_roster, parse_roster
 from tests.support.harness import DATA
+from tests.support.waiting import until as _until
 from workers.embedded_redis import EmbeddedRedis, free_port
 
 pytestmark = pytest.mark.timeout(180)
 TOKEN = "4343:web-test-token"
 YIHU = Path(sys.executable).parent / "yihu"
-
-
-def _until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            result = check()
-            if result:
-                return result
-        time.sleep(0.1)
-    raise TimeoutError(what)
 
 
 @pytest.fixture
